@@ -1,0 +1,44 @@
+// The generation pipeline shared by the subcommands: seeds -> noise + labels -> guided sampling, batch by batch.
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <vector>
+
+#include "autoguide/guidance.hpp"
+#include "autoguide/model.hpp"
+#include "autoguide/sampler.hpp"
+
+namespace autoguide {
+
+struct GenerateRequest {
+  std::vector<int64_t> seeds;
+  int class_idx = -1;  // -1: the class drawn from each seed
+  int max_batch = 32;
+  SamplerOptions sampler;
+  double guidance = 1;
+};
+
+struct BatchResult {
+  std::vector<int64_t> seeds;
+  torch::Tensor classes;  // int64 [N] (undefined for unconditional nets)
+  torch::Tensor samples;  // float32 [N,C,R,R] on the sampling device
+};
+
+struct GenerateProgress {
+  int64_t images_done = 0, images_total = 0;
+  int step = 0, num_steps = 0;
+  int64_t main_evals = 0, guide_evals = 0;
+};
+
+// Checks the request against the nets (class index, guide present when w != 1); throws UsageError.
+void validate(const GenerateRequest& req, const Denoiser& main, const Denoiser* guide);
+
+// Runs every batch (EDM2's split) in seed order. `skip` may return true for a batch whose outputs already
+// exist; `sink` receives each finished batch; `progress` is told after every sampler step.
+GenerateProgress generate(const Denoiser& main, const Denoiser* guide, const GenerateRequest& req,
+                          const std::function<bool(const std::vector<int64_t>&)>& skip,
+                          const std::function<void(const BatchResult&)>& sink,
+                          const std::function<void(const GenerateProgress&)>& progress = nullptr);
+
+}  // namespace autoguide

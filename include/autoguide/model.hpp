@@ -1,0 +1,75 @@
+// A loaded TorchScript denoiser D(x; sigma, c) and what its metadata says about it.
+#pragma once
+#include <torch/script.h>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace autoguide {
+
+// How network outputs become pixels (EDM2's StandardRGBEncoder or StabilityVAEEncoder).
+struct EncoderInfo {
+  std::string type = "rgb";  // "rgb" or "vae"
+  std::vector<float> scale, bias;
+  std::string vae_name;
+};
+
+struct ModelInfo {
+  int format_version = 0;
+  int img_resolution = 0;
+  int img_channels = 0;
+  int label_dim = 0;
+  double sigma_data = 0.5;
+  bool use_fp16 = false;
+  std::string model_size;  // xxs..xxl, empty when non-standard
+  int model_channels = 0;
+  int64_t param_count = 0;
+  std::optional<double> training_kimg;
+  std::optional<double> ema_std;
+  EncoderInfo encoder;
+  std::string source_file, source_sha256;
+  nlohmann::json raw;  // the whole autoguide.json, for `info --json`
+
+  bool conditional() const { return label_dim > 0; }
+};
+
+// The metadata file name inside the TorchScript archive (DESIGN.md §3).
+inline constexpr const char* kMetadataName = "autoguide.json";
+inline constexpr int kFormatVersion = 1;
+
+ModelInfo parse_model_info(const std::string& json_text, const std::string& origin);
+
+class Denoiser {
+ public:
+  // Loads, validates metadata and prepares the effective weights on `device`. Throws UsageError for bad files.
+  static Denoiser load(const std::string& path, const torch::Device& device);
+
+  // D(x; sigma, labels): x [N,C,R,R] float32, sigma a 0-dim or [N] tensor, labels one-hot [N,label_dim]
+  // or undefined for unconditional use.
+  torch::Tensor operator()(const torch::Tensor& x, const torch::Tensor& sigma, const torch::Tensor& labels) const;
+
+  const ModelInfo& info() const { return info_; }
+  const std::string& path() const { return path_; }
+  const std::string& file_sha256() const { return sha256_; }
+  const torch::Device& device() const { return device_; }
+  int64_t loaded_param_count() const;
+
+ private:
+  Denoiser(torch::jit::Module m, ModelInfo info, std::string path, std::string sha, torch::Device device)
+      : module_(std::move(m)), info_(std::move(info)), path_(std::move(path)), sha256_(std::move(sha)), device_(device) {}
+
+  mutable torch::jit::Module module_;
+  ModelInfo info_;
+  std::string path_, sha256_;
+  torch::Device device_;
+};
+
+// Nets that sample together must agree on what x and sigma mean. Throws UsageError naming the mismatch.
+void check_compatible(const ModelInfo& main, const ModelInfo& guide, const std::string& guide_role);
+
+// Short human form of a size, e.g. "280.2M".
+std::string human_count(int64_t n);
+
+}  // namespace autoguide

@@ -1,0 +1,23 @@
+// PNG files that carry their own parameters (a tEXt chunk), written atomically.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace autoguide {
+
+using TextChunks = std::vector<std::pair<std::string, std::string>>;
+
+// image: uint8 [C,H,W] with C = 1 (grey) or 3 (RGB). Throws on other shapes.
+std::string encode_png(const torch::Tensor& image, const TextChunks& text = {});
+void write_png(const std::string& path, const torch::Tensor& image, const TextChunks& text = {});
+
+// uint8 [C,H,W] from a PNG file; throws UsageError when it is not a readable PNG.
+torch::Tensor read_png(const std::string& path);
+
+// True when `path` is a PNG that ends with its IEND chunk (a complete earlier output).
+bool png_is_complete(const std::string& path);
+
+}  // namespace autoguide

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs every system package autoguide uses (Debian). Idempotent: quick when all is present.
+set -euo pipefail
+
+packages=(
+  build-essential cmake g++ pkg-config
+  libtorch-dev libcli11-dev nlohmann-json3-dev libstb-dev libgtest-dev
+  libopenblas0-pthread            # Debian's LibTorch links libblas.so.3; netlib BLAS is ~27x slower on 1x1 convs
+  python3 python3-torch python3-numpy python3-pytest python3-scipy
+  dataset-fashion-mnist
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

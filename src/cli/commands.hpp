@@ -1,0 +1,11 @@
+// The subcommands of the `autoguide` CLI; each registers itself on the app and runs from its callback.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace autoguide::cli {
+
+void add_generate(CLI::App& app);
+void add_info(CLI::App& app);
+void add_presets(CLI::App& app);
+
+}  // namespace autoguide::cli

@@ -1,0 +1,38 @@
+#include "device.hpp"
+
+#include <ATen/Parallel.h>
+
+#include <thread>
+
+#include "autoguide/error.hpp"
+
+namespace autoguide::cli {
+
+void add_device_options(CLI::App& cmd, std::string& device, int& threads) {
+  cmd.add_option("--device", device, "cpu, cuda or cuda:N (default: cuda when available)")->capture_default_str();
+  cmd.add_option("--threads", threads, "CPU threads (default: all cores)");
+}
+
+torch::Device select_device(const std::string& name, int threads) {
+  if (threads < 0) throw UsageError("--threads must be >= 0");
+  at::set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  torch::Device device(torch::kCPU);
+  try {
+    device = torch::Device(name);
+  } catch (const std::exception&) {
+    throw UsageError("unknown device '" + name + "'; use cpu, cuda or cuda:N");
+  }
+  if (device.is_cuda()) {
+    if (!torch::cuda::is_available())
+      throw UsageError("--device " + name + " asked for CUDA, but this build or machine has no CUDA device; use --device cpu");
+    if (device.has_index() && device.index() >= static_cast<int>(torch::cuda::device_count()))
+      throw UsageError("--device " + name + ": only " + std::to_string(torch::cuda::device_count()) + " CUDA devices");
+    if (!device.has_index()) device = torch::Device(torch::kCUDA, 0);
+  } else if (!device.is_cpu()) {
+    throw UsageError("unsupported device '" + name + "'; use cpu, cuda or cuda:N");
+  }
+  return device;
+}
+
+}  // namespace autoguide::cli

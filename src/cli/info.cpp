@@ -1,0 +1,46 @@
+// `autoguide info MODEL.pt [--json]`: what a converted model is.
+#include <iostream>
+
+#include "autoguide/model.hpp"
+#include "commands.hpp"
+
+namespace autoguide::cli {
+
+void add_info(CLI::App& app) {
+  auto* cmd = app.add_subcommand("info", "Print a converted model's metadata and parameter count");
+  static std::string path;
+  static bool as_json = false;
+  cmd->add_option("model", path, "Model file (.pt) written by scripts/export_edm2.py")->required();
+  cmd->add_flag("--json", as_json, "Print JSON");
+  cmd->callback([] {
+    auto net = Denoiser::load(path, torch::kCPU);
+    const auto& m = net.info();
+    const int64_t params = net.loaded_param_count();
+    if (as_json) {
+      nlohmann::json j = m.raw;
+      j["file"] = path;
+      j["file_sha256"] = net.file_sha256();
+      j["loaded_param_count"] = params;
+      std::cout << j.dump(2) << "\n";
+      return;
+    }
+    auto opt = [](const std::optional<double>& v) { return v ? std::to_string(*v) : std::string("unknown"); };
+    std::cout << "file:          " << path << "\n"
+              << "sha256:        " << net.file_sha256() << "\n"
+              << "architecture:  EDM2" << (m.model_size.empty() ? "" : "-" + m.model_size) << " (model_channels "
+              << m.model_channels << ")\n"
+              << "parameters:    " << params << " (" << human_count(params) << ")\n"
+              << "resolution:    " << m.img_resolution << "x" << m.img_resolution << ", " << m.img_channels
+              << " channels\n"
+              << "classes:       " << (m.label_dim ? std::to_string(m.label_dim) : std::string("unconditional")) << "\n"
+              << "sigma_data:    " << m.sigma_data << "\n"
+              << "encoder:       " << m.encoder.type << "\n"
+              << "training kimg: " << opt(m.training_kimg) << "\n"
+              << "EMA std:       " << opt(m.ema_std) << "\n"
+              << "fp16 on CUDA:  " << (m.use_fp16 ? "yes" : "no") << "\n"
+              << "source:        " << (m.source_file.empty() ? "unknown" : m.source_file)
+              << (m.source_sha256.empty() ? "" : " (sha256 " + m.source_sha256.substr(0, 16) + ")") << "\n";
+  });
+}
+
+}  // namespace autoguide::cli

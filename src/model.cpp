@@ -1,0 +1,138 @@
+#include "autoguide/model.hpp"
+
+#include <torch/csrc/jit/runtime/graph_executor.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "autoguide/error.hpp"
+#include "autoguide/sha256.hpp"
+
+namespace autoguide {
+
+namespace {
+
+template <typename T>
+T required(const nlohmann::json& j, const char* key, const std::string& origin) {
+  if (!j.contains(key) || j[key].is_null())
+    throw UsageError(origin + ": metadata lacks '" + key + "'; re-export the model with scripts/export_edm2.py");
+  try {
+    return j[key].get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw UsageError(origin + ": metadata field '" + key + "' has the wrong type; re-export the model");
+  }
+}
+
+std::optional<double> optional_number(const nlohmann::json& j, const char* key) {
+  if (j.contains(key) && j[key].is_number()) return j[key].get<double>();
+  return std::nullopt;
+}
+
+}  // namespace
+
+ModelInfo parse_model_info(const std::string& json_text, const std::string& origin) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(json_text);
+  } catch (const nlohmann::json::exception&) {
+    throw UsageError(origin + ": metadata is not valid JSON; re-export the model with scripts/export_edm2.py");
+  }
+  if (!j.is_object()) throw UsageError(origin + ": metadata is not a JSON object; re-export the model");
+  ModelInfo m;
+  m.raw = j;
+  m.format_version = required<int>(j, "format_version", origin);
+  if (m.format_version != kFormatVersion)
+    throw UsageError(origin + ": metadata format version " + std::to_string(m.format_version) +
+                     " is not supported (expected " + std::to_string(kFormatVersion) + "); re-export the model");
+  m.img_resolution = required<int>(j, "img_resolution", origin);
+  m.img_channels = required<int>(j, "img_channels", origin);
+  m.label_dim = required<int>(j, "label_dim", origin);
+  m.sigma_data = required<double>(j, "sigma_data", origin);
+  if (m.img_resolution <= 0 || m.img_channels <= 0 || m.label_dim < 0 || !(m.sigma_data > 0))
+    throw UsageError(origin + ": metadata has impossible shapes (resolution, channels, label_dim, sigma_data)");
+  m.use_fp16 = j.value("use_fp16", false);
+  if (j.contains("model_size") && j["model_size"].is_string()) m.model_size = j["model_size"].get<std::string>();
+  m.model_channels = j.value("model_channels", 0);
+  m.param_count = j.value("param_count", int64_t(0));
+  m.training_kimg = optional_number(j, "training_kimg");
+  m.ema_std = optional_number(j, "ema_std");
+  if (j.contains("encoder") && j["encoder"].is_object()) {
+    const auto& e = j["encoder"];
+    m.encoder.type = e.value("type", std::string("rgb"));
+    if (m.encoder.type != "rgb" && m.encoder.type != "vae")
+      throw UsageError(origin + ": unknown encoder type '" + m.encoder.type + "'");
+    if (e.contains("scale")) m.encoder.scale = e["scale"].get<std::vector<float>>();
+    if (e.contains("bias")) m.encoder.bias = e["bias"].get<std::vector<float>>();
+    m.encoder.vae_name = e.value("vae_name", std::string());
+  }
+  m.source_file = j.value("source_file", std::string());
+  m.source_sha256 = j.value("source_sha256", std::string());
+  return m;
+}
+
+Denoiser Denoiser::load(const std::string& path, const torch::Device& device) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec))
+    throw UsageError("model file '" + path + "' not found; export one with scripts/export_edm2.py");
+  // Fusers rewrite pointwise chains and may change the last bits; parity with the reference needs eager numerics.
+  torch::jit::setGraphExecutorOptimize(false);
+  torch::jit::ExtraFilesMap extra{{kMetadataName, ""}};
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(path, device, extra);
+  } catch (const std::exception& e) {
+    throw UsageError("'" + path + "' is not a readable TorchScript model (corrupt or truncated?); re-export it with scripts/export_edm2.py");
+  }
+  if (extra[kMetadataName].empty())
+    throw UsageError("'" + path + "' carries no " + std::string(kMetadataName) +
+                     " metadata; export it with scripts/export_edm2.py");
+  ModelInfo info = parse_model_info(extra[kMetadataName], path);
+  module.eval();
+  if (!module.find_method("prepare"))
+    throw UsageError("'" + path + "' has no prepare() method; re-export it with scripts/export_edm2.py");
+  {
+    c10::InferenceMode guard;
+    module.get_method("prepare")({});
+  }
+  return Denoiser(std::move(module), std::move(info), path, sha256_file(path), device);
+}
+
+torch::Tensor Denoiser::operator()(const torch::Tensor& x, const torch::Tensor& sigma,
+                                   const torch::Tensor& labels) const {
+  c10::InferenceMode guard;
+  std::vector<torch::jit::IValue> args{x, sigma};
+  args.emplace_back(info_.conditional() && labels.defined() ? torch::jit::IValue(labels) : torch::jit::IValue());
+  return module_.forward(args).toTensor();
+}
+
+int64_t Denoiser::loaded_param_count() const {
+  int64_t n = 0;
+  for (const auto& p : module_.parameters()) n += p.numel();
+  return n;
+}
+
+void check_compatible(const ModelInfo& main, const ModelInfo& guide, const std::string& guide_role) {
+  auto mismatch = [&](const std::string& what, const std::string& a, const std::string& b) {
+    throw UsageError("the " + guide_role + " does not match the main net: " + what + " " + b + " vs " + a +
+                     "; both nets must be trained on the same data representation");
+  };
+  if (main.img_resolution != guide.img_resolution)
+    mismatch("resolution", std::to_string(main.img_resolution), std::to_string(guide.img_resolution));
+  if (main.img_channels != guide.img_channels)
+    mismatch("channels", std::to_string(main.img_channels), std::to_string(guide.img_channels));
+  if (main.sigma_data != guide.sigma_data)
+    mismatch("sigma_data", std::to_string(main.sigma_data), std::to_string(guide.sigma_data));
+  if (main.encoder.type != guide.encoder.type) mismatch("encoder", main.encoder.type, guide.encoder.type);
+}
+
+std::string human_count(int64_t n) {
+  char buf[32];
+  if (n >= 1000000000) std::snprintf(buf, sizeof buf, "%.2fB", n / 1e9);
+  else if (n >= 1000000) std::snprintf(buf, sizeof buf, "%.1fM", n / 1e6);
+  else if (n >= 1000) std::snprintf(buf, sizeof buf, "%.1fk", n / 1e3);
+  else std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(n));
+  return buf;
+}
+
+}  // namespace autoguide
