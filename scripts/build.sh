@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Configures and builds build/autoguide (and the tests). Extra arguments go to CMake's configure step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=$(scripts/find_python.sh)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DAUTOGUIDE_PYTHON="$PY" "$@" >/dev/null
+cmake --build build -j"$(nproc)"

@@ -1,0 +1,84 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "autoguide/error.hpp"
+#include "autoguide/sampler.hpp"
+#include "autoguide/schedule.hpp"
+
+using namespace autoguide;
+
+TEST(Schedule, MatchesEdm2DefaultTable) {
+  // sigma_i for N=32, rho=7 from the EDM2 notes (float64 values, 5 significant digits).
+  const std::vector<std::pair<int, double>> table = {{0, 80.0},     {8, 16.591},    {16, 2.1739},  {17, 1.6086},
+                                                     {22, 0.28304}, {24, 0.12257}, {30, 0.00427}, {31, 0.002}};
+  auto t = karras_sigmas(ScheduleOptions{}, torch::kCPU);
+  ASSERT_EQ(t.numel(), 33);
+  EXPECT_EQ(t.scalar_type(), torch::kFloat32);
+  for (auto [i, v] : table) EXPECT_NEAR(t[i].item<double>(), v, v * 1e-3) << "step " << i;
+  EXPECT_EQ(t[32].item<float>(), 0.0f);
+}
+
+TEST(Schedule, FollowsEquationFiveInDouble) {
+  ScheduleOptions s{10, 0.01, 5, 3};
+  auto t = karras_sigmas(s, torch::kCPU);
+  for (int i = 0; i < 10; ++i) {
+    double e = std::pow(std::pow(5.0, 1 / 3.0) + i / 9.0 * (std::pow(0.01, 1 / 3.0) - std::pow(5.0, 1 / 3.0)), 3.0);
+    EXPECT_NEAR(t[i].item<double>(), e, e * 1e-5);
+  }
+}
+
+TEST(Schedule, RefusesImpossibleOptions) {
+  EXPECT_THROW(validate(ScheduleOptions{1, 0.002, 80, 7}), UsageError);
+  EXPECT_THROW(validate(ScheduleOptions{32, 0, 80, 7}), UsageError);
+  EXPECT_THROW(validate(ScheduleOptions{32, 1, 0.5, 7}), UsageError);
+  EXPECT_THROW(validate(ScheduleOptions{32, 0.002, 80, -1}), UsageError);
+}
+
+// With D(x; sigma) = c x the probability-flow ODE dx/dsigma = (x - D)/sigma = (1-c) x / sigma has the exact
+// solution x(sigma) = x0 (sigma/sigma0)^(1-c); the final Euler step to sigma = 0 then returns D = c x(sigma_min).
+// Heun is 2nd order: 4x the steps must cut the error about 16x (Euler would give 4x).
+TEST(Sampler, HeunIsSecondOrderOnAnalyticOde) {
+  const double c = 0.3;
+  const double exact = c * 80 * std::pow(0.002 / 80, 1 - c);
+  auto relative_error = [&](int steps, int* calls) {
+    SamplerOptions o;
+    o.schedule = ScheduleOptions{steps, 0.002, 80, 7};
+    auto denoise = [&](const torch::Tensor& x, const torch::Tensor&) {
+      ++*calls;
+      return x * c;
+    };
+    auto noise = torch::ones({1, 1, 1, 1}, torch::kFloat64);
+    return std::abs(edm_sample(denoise, noise, o, nullptr).item<double>() / exact - 1);
+  };
+  int calls64 = 0, calls256 = 0, calls1024 = 0;
+  relative_error(64, &calls64);
+  const double e256 = relative_error(256, &calls256), e1024 = relative_error(1024, &calls1024);
+  EXPECT_EQ(calls64, 2 * 64 - 1);  // NFE = 2N - 1
+  EXPECT_LT(e1024, 5e-4);
+  EXPECT_GT(e256 / e1024, 10);
+  EXPECT_LT(e256 / e1024, 24);
+}
+
+TEST(Sampler, ChurnDrawsNoiseOnlyInsideItsWindow) {
+  SamplerOptions o;
+  o.schedule = ScheduleOptions{8, 0.002, 80, 7};
+  o.S_churn = 40;
+  o.S_min = 0.05;
+  o.S_max = 10;
+  auto t = karras_sigmas(o.schedule, torch::kCPU);
+  int expected = 0;
+  for (int i = 0; i < 8; ++i) {
+    float v = t[i].item<float>();
+    expected += (v >= 0.05f && v <= 10.f);
+  }
+  int draws = 0;
+  auto denoise = [](const torch::Tensor& x, const torch::Tensor&) { return x * 0; };
+  auto noise_fn = [&](const torch::Tensor& x) {
+    ++draws;
+    return torch::zeros_like(x);
+  };
+  edm_sample(denoise, torch::ones({2, 1, 2, 2}), o, noise_fn);
+  EXPECT_EQ(draws, expected);
+  EXPECT_GT(draws, 0);
+}
