@@ -23,6 +23,10 @@ T required(const nlohmann::json& j, const char* key, const std::string& origin) 
   }
 }
 
+std::string optional_string(const nlohmann::json& j, const char* key) {
+  return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+}
+
 std::optional<double> optional_number(const nlohmann::json& j, const char* key) {
   if (j.contains(key) && j[key].is_number()) return j[key].get<double>();
   return std::nullopt;
@@ -50,23 +54,27 @@ ModelInfo parse_model_info(const std::string& json_text, const std::string& orig
   m.sigma_data = required<double>(j, "sigma_data", origin);
   if (m.img_resolution <= 0 || m.img_channels <= 0 || m.label_dim < 0 || !(m.sigma_data > 0))
     throw UsageError(origin + ": metadata has impossible shapes (resolution, channels, label_dim, sigma_data)");
-  m.use_fp16 = j.value("use_fp16", false);
-  if (j.contains("model_size") && j["model_size"].is_string()) m.model_size = j["model_size"].get<std::string>();
-  m.model_channels = j.value("model_channels", 0);
-  m.param_count = j.value("param_count", int64_t(0));
+  m.use_fp16 = j.contains("use_fp16") && j["use_fp16"].is_boolean() && j["use_fp16"].get<bool>();
+  m.model_size = optional_string(j, "model_size");
+  m.model_channels = static_cast<int>(optional_number(j, "model_channels").value_or(0));
+  m.param_count = static_cast<int64_t>(optional_number(j, "param_count").value_or(0));
   m.training_kimg = optional_number(j, "training_kimg");
   m.ema_std = optional_number(j, "ema_std");
   if (j.contains("encoder") && j["encoder"].is_object()) {
     const auto& e = j["encoder"];
-    m.encoder.type = e.value("type", std::string("rgb"));
+    m.encoder.type = optional_string(e, "type");
     if (m.encoder.type != "rgb" && m.encoder.type != "vae")
       throw UsageError(origin + ": unknown encoder type '" + m.encoder.type + "'");
-    if (e.contains("scale")) m.encoder.scale = e["scale"].get<std::vector<float>>();
-    if (e.contains("bias")) m.encoder.bias = e["bias"].get<std::vector<float>>();
-    m.encoder.vae_name = e.value("vae_name", std::string());
+    try {
+      if (e.contains("scale") && !e["scale"].is_null()) m.encoder.scale = e["scale"].get<std::vector<float>>();
+      if (e.contains("bias") && !e["bias"].is_null()) m.encoder.bias = e["bias"].get<std::vector<float>>();
+    } catch (const nlohmann::json::exception&) {
+      throw UsageError(origin + ": encoder scale/bias are not lists of numbers; re-export the model");
+    }
+    m.encoder.vae_name = optional_string(e, "vae_name");
   }
-  m.source_file = j.value("source_file", std::string());
-  m.source_sha256 = j.value("source_sha256", std::string());
+  m.source_file = optional_string(j, "source_file");
+  m.source_sha256 = optional_string(j, "source_sha256");
   return m;
 }
 

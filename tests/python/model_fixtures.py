@@ -1,0 +1,87 @@
+"""Tiny EDM2 networks with random weights, exported through our own path, for the C++ and CLI tests.
+
+Run as a script to write the fixtures the C++ tests read (ctest does this first):
+    python3 tests/python/model_fixtures.py OUTDIR
+"""
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), 'scripts'))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from autoguide_py import edm2  # noqa: E402
+from autoguide_py.export import export_precond  # noqa: E402
+
+RES, CHANNELS, LABELS = 8, 3, 10
+# Small but complete: two levels, attention at 4x4 (channels_per_head 16 gives 2-4 heads), skip convs.
+ARCH = dict(channel_mult=[1, 2], num_blocks=1, attn_resolutions=[4], channels_per_head=16)
+ROLES = {  # role: (label_dim, model_channels, weight seed)
+    'main': (LABELS, 32, 1),
+    'guide': (LABELS, 16, 2),
+    'uncond': (0, 16, 3),
+}
+
+
+def random_net(label_dim, model_channels, seed, img_channels=CHANNELS):
+    torch.manual_seed(seed)
+    net = edm2.Precond(img_resolution=RES, img_channels=img_channels, label_dim=label_dim,
+                       model_channels=model_channels, **ARCH)
+    with torch.no_grad():  # EDM2 starts its gains at 0, which would hide the whole U-Net
+        for name, p in net.named_parameters():
+            if name.endswith('gain'):
+                p.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+def export_role(role, outdir):
+    label_dim, mc, seed = ROLES[role]
+    net = random_net(label_dim, mc, seed)
+    path = os.path.join(outdir, f'{role}.pt')
+    export_precond(net, path, {'source_file': f'{role}-fixture'})
+    net.prepare()
+    return net, path
+
+
+def write_cpp_fixtures(outdir):
+    os.makedirs(outdir, exist_ok=True)
+    gen = torch.Generator().manual_seed(123)
+    x = torch.randn([4, CHANNELS, RES, RES], generator=gen) * 2
+    labels = torch.nn.functional.one_hot(torch.tensor([0, 3, 9, 3]), LABELS).float()
+    np.save(os.path.join(outdir, 'x.npy'), x.numpy())
+    np.save(os.path.join(outdir, 'labels.npy'), labels.numpy())
+    with torch.no_grad():
+        for role in ('main', 'uncond'):
+            net, _ = export_role(role, outdir)
+            for sigma in (0.002, 1.0, 80.0):
+                s = torch.tensor(sigma)
+                out = net(x, s, labels if net.label_dim else None)
+                np.save(os.path.join(outdir, f'{role}_sigma{sigma:g}.npy'), out.numpy())
+                if net.label_dim:
+                    np.save(os.path.join(outdir, f'{role}_nolabels_sigma{sigma:g}.npy'), net(x, s, None).numpy())
+        export_role('guide', outdir)
+    # Per-seed streams exactly as EDM2 draws them: noise [C,R,R], then randint(label_dim), then more noise.
+    seeds = [0, 1, 7, 4242, (1 << 32) + 5]
+    noise, classes, churn = [], [], []
+    for s in seeds:
+        g = torch.Generator().manual_seed(s % (1 << 32))
+        noise.append(torch.randn([CHANNELS, RES, RES], generator=g))
+        classes.append(torch.randint(LABELS, size=[], generator=g))
+        churn.append(torch.randn([CHANNELS, RES, RES], generator=g))
+    np.save(os.path.join(outdir, 'rng_seeds.npy'), np.array(seeds, dtype=np.int64))
+    np.save(os.path.join(outdir, 'rng_noise.npy'), torch.stack(noise).numpy())
+    np.save(os.path.join(outdir, 'rng_classes.npy'), torch.stack(classes).numpy())
+    np.save(os.path.join(outdir, 'rng_churn.npy'), torch.stack(churn).numpy())
+    # The reference's float32 schedule arithmetic, for a bit-exact comparison.
+    for n, smin, smax, rho in ((32, 0.002, 80.0, 7.0), (13, 0.01, 5.0, 3.0)):
+        i = torch.arange(n, dtype=torch.float32)
+        t = (smax ** (1 / rho) + i / (n - 1) * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
+        np.save(os.path.join(outdir, f'schedule_{n}.npy'), torch.cat([t, torch.zeros(1)]).numpy())
+
+
+if __name__ == '__main__':
+    torch.set_num_threads(1)
+    write_cpp_fixtures(sys.argv[1])
+    print(f'fixtures written to {sys.argv[1]}', file=sys.stderr)
