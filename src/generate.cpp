@@ -5,12 +5,20 @@
 
 namespace autoguide {
 
-void validate(const GenerateRequest& req, const Denoiser& main, const Denoiser* guide) {
+void validate(const GenerateRequest& req, const Nets& nets) {
   validate(req.sampler);
   validate_weight(req.guidance, "--guidance");
+  req.interval.validate(req.sampler.schedule.num_steps);
   if (req.seeds.empty()) throw UsageError("no seeds given; use e.g. --seeds 0-63");
   if (req.max_batch < 1) throw UsageError("--batch must be at least 1");
-  if (req.guidance != 1 && guide == nullptr)
+  const auto& main = *nets.main;
+  const bool mixing = !std::isnan(req.alpha);
+  if (mixing && !(req.alpha >= 0 && req.alpha <= 1)) throw UsageError("--alpha must lie in [0, 1]");
+  if (mixing && nets.uncond == nullptr)
+    throw UsageError("--alpha mixes CFG into autoguidance and needs an unconditional net: add --uncond U.pt");
+  if (nets.uncond != nullptr && !mixing)
+    throw UsageError("--uncond is used with --alpha; for plain CFG pass the unconditional net as --gnet");
+  if (req.guidance != 1 && nets.guide == nullptr)
     throw UsageError("--guidance " + std::to_string(req.guidance) + " needs a guiding net: add --gnet GUIDE.pt");
   const int label_dim = main.info().label_dim;
   if (req.class_idx >= 0 && label_dim == 0)
@@ -18,22 +26,37 @@ void validate(const GenerateRequest& req, const Denoiser& main, const Denoiser* 
   if (req.class_idx >= label_dim && label_dim > 0)
     throw UsageError("--class " + std::to_string(req.class_idx) + " is out of range: the net has " +
                      std::to_string(label_dim) + " classes (0-" + std::to_string(label_dim - 1) + ")");
-  if (guide != nullptr && req.guidance != 1) {
-    check_compatible(main.info(), guide->info(), "guiding net");
-    infer_mode(main.info(), &guide->info(), req.guidance);
+  if (nets.guide != nullptr && req.guidance != 1) {
+    check_compatible(main.info(), nets.guide->info(), "guiding net");
+    infer_mode(main.info(), &nets.guide->info(), req.guidance);
+  }
+  if (mixing) {
+    check_compatible(main.info(), nets.uncond->info(), "unconditional net");
+    if (nets.uncond->info().label_dim != 0 || label_dim == 0)
+      throw UsageError("--uncond must be an unconditional net guiding a conditional main net");
+    if (nets.guide->info().label_dim != label_dim)
+      throw UsageError("with --alpha, --gnet must be a conditional guide with the main net's classes (autoguidance)");
   }
 }
 
-GenerateProgress generate(const Denoiser& main, const Denoiser* guide, const GenerateRequest& req,
+GuidanceMode run_mode(const GenerateRequest& req, const Nets& nets) {
+  if (req.guidance == 1) return GuidanceMode::None;
+  if (!std::isnan(req.alpha)) return GuidanceMode::Mixed;
+  return infer_mode(nets.main->info(), nets.guide ? &nets.guide->info() : nullptr, req.guidance);
+}
+
+GenerateProgress generate(const Nets& nets, const GenerateRequest& req,
                           const std::function<bool(const std::vector<int64_t>&)>& skip,
                           const std::function<void(const BatchResult&)>& sink,
                           const std::function<void(const GenerateProgress&)>& progress) {
   c10::InferenceMode guard;
+  const Denoiser& main = *nets.main;
   const auto& info = main.info();
   GenerateProgress state;
   state.images_total = static_cast<int64_t>(req.seeds.size());
   state.num_steps = req.sampler.schedule.num_steps;
-  GuidedDenoiser guided(main, req.guidance == 1 ? nullptr : guide, req.guidance);
+  GuidedDenoiser guided(main, guide_terms(nets.guide, nets.uncond, req.guidance, req.alpha));
+  const auto sigmas = karras_sigmas(req.sampler.schedule, torch::kCPU);
 
   for (const auto& batch : split_batches(req.seeds, req.max_batch)) {
     if (batch.empty()) continue;
@@ -43,7 +66,10 @@ GenerateProgress generate(const Denoiser& main, const Denoiser* guide, const Gen
     }
     SeedGenerators gens(batch, main.device());
     auto drawn = draw_noise_and_labels(gens, info.img_channels, info.img_resolution, info.label_dim, req.class_idx);
-    auto denoise = [&](const torch::Tensor& x, const torch::Tensor& sigma) { return guided(x, sigma, drawn.labels); };
+    // The interval is decided once per step from sigma_i and holds for both of its evaluations.
+    auto denoise = [&](const torch::Tensor& x, const torch::Tensor& sigma, int step) {
+      return guided(x, sigma, drawn.labels, req.interval.contains(step, sigmas[step].item<float>()));
+    };
     auto randn_like = [&](const torch::Tensor& x) { return gens.randn_like(x); };
     auto observer = [&](int step, int) {
       state.step = step + 1;

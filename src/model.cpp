@@ -78,7 +78,38 @@ ModelInfo parse_model_info(const std::string& json_text, const std::string& orig
   return m;
 }
 
-Denoiser Denoiser::load(const std::string& path, const torch::Device& device) {
+NetPrecision parse_precision(const std::string& name, const torch::Device& device) {
+  NetPrecision p;
+  if (name == "auto") return NetPrecision::Auto;
+  if (name == "fp32") p = NetPrecision::FP32;
+  else if (name == "fp16") p = NetPrecision::FP16;
+  else if (name == "bf16") p = NetPrecision::BF16;
+  else throw UsageError("unknown --dtype '" + name + "'; use auto, fp32, fp16 or bf16");
+  if (p == NetPrecision::FP32) return p;
+  const auto type = p == NetPrecision::FP16 ? torch::kFloat16 : torch::kBFloat16;
+  try {
+    c10::InferenceMode guard;
+    auto opts = torch::TensorOptions().dtype(type).device(device);
+    auto y = torch::conv2d(torch::ones({1, 8, 4, 4}, opts), torch::ones({8, 8, 3, 3}, opts), {}, 1, 1);
+    (void)torch::softmax(torch::matmul(y.flatten(2), y.flatten(2).transpose(1, 2)), -1).sum().item<float>();
+  } catch (const std::exception&) {
+    throw UsageError("--dtype " + name + " is not supported on " + device.str() + "; use --dtype fp32" +
+                     (device.is_cpu() ? " or bf16" : ""));
+  }
+  return p;
+}
+
+std::string to_string(NetPrecision p) {
+  switch (p) {
+    case NetPrecision::Auto: return "auto";
+    case NetPrecision::FP32: return "fp32";
+    case NetPrecision::FP16: return "fp16";
+    case NetPrecision::BF16: return "bf16";
+  }
+  return "?";
+}
+
+Denoiser Denoiser::load(const std::string& path, const torch::Device& device, NetPrecision precision) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_regular_file(path, ec))
@@ -99,6 +130,14 @@ Denoiser Denoiser::load(const std::string& path, const torch::Device& device) {
   module.eval();
   if (!module.find_method("prepare"))
     throw UsageError("'" + path + "' has no prepare() method; re-export it with scripts/export_edm2.py");
+  if (precision != NetPrecision::Auto) {
+    if (!module.hasattr("force_dtype"))
+      throw UsageError("'" + path + "' predates --dtype support; re-export it with scripts/export_edm2.py");
+    const auto type = precision == NetPrecision::FP32   ? torch::kFloat32
+                      : precision == NetPrecision::FP16 ? torch::kFloat16
+                                                        : torch::kBFloat16;
+    module.setattr("force_dtype", static_cast<int64_t>(type));
+  }
   {
     c10::InferenceMode guard;
     module.get_method("prepare")({});

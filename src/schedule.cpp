@@ -1,6 +1,8 @@
 #include "autoguide/schedule.hpp"
 
 #include <cmath>
+#include <cstdio>
+#include <regex>
 
 #include "autoguide/error.hpp"
 
@@ -21,6 +23,73 @@ torch::Tensor karras_sigmas(const ScheduleOptions& s, const torch::Device& devic
   // Eq. 5: sigma_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho
   auto t = (i / (s.num_steps - 1) * (min_inv_rho - max_inv_rho) + max_inv_rho).pow(s.rho);
   return torch::cat({t, torch::zeros_like(t.slice(0, 0, 1))});
+}
+
+namespace {
+
+std::pair<std::string, std::string> split_pair(const std::string& text, const std::string& option,
+                                               const std::string& example) {
+  const auto comma = text.find(',');
+  if (comma == std::string::npos || text.find(',', comma + 1) != std::string::npos)
+    throw UsageError(option + " takes two values separated by a comma, e.g. " + option + " " + example);
+  return {text.substr(0, comma), text.substr(comma + 1)};
+}
+
+}  // namespace
+
+GuidanceInterval GuidanceInterval::parse_sigma(const std::string& text) {
+  auto [a, b] = split_pair(text, "--interval-sigma", "0.28,2.9");
+  GuidanceInterval g;
+  g.kind = Kind::Sigma;
+  try {
+    size_t pa = 0, pb = 0;
+    g.lo = std::stod(a, &pa);
+    g.hi = std::stod(b, &pb);
+    if (pa != a.size() || pb != b.size()) throw std::invalid_argument("trailing");
+  } catch (const std::exception&) {
+    throw UsageError("--interval-sigma '" + text + "' is not two numbers, e.g. 0.28,2.9");
+  }
+  if (!(std::isfinite(g.lo) && std::isfinite(g.hi) && g.lo >= 0 && g.lo < g.hi))
+    throw UsageError("--interval-sigma needs 0 <= LO < HI (got " + text + ")");
+  return g;
+}
+
+GuidanceInterval GuidanceInterval::parse_steps(const std::string& text) {
+  auto [a, b] = split_pair(text, "--interval-steps", "17,22");
+  const std::regex number(R"(^\d+$)");
+  if (!std::regex_match(a, number) || !std::regex_match(b, number))
+    throw UsageError("--interval-steps '" + text + "' is not two step indices, e.g. 17,22");
+  GuidanceInterval g;
+  g.kind = Kind::Steps;
+  g.first = std::stoi(a);
+  g.last = std::stoi(b);
+  if (g.first > g.last) throw UsageError("--interval-steps needs A <= B (got " + text + ")");
+  return g;
+}
+
+void GuidanceInterval::validate(int num_steps) const {
+  if (kind == Kind::Steps && last > num_steps - 1)
+    throw UsageError("--interval-steps " + std::to_string(first) + "," + std::to_string(last) +
+                     " lies outside the steps 0-" + std::to_string(num_steps - 1));
+}
+
+bool GuidanceInterval::contains(int step, float sigma) const {
+  switch (kind) {
+    case Kind::Everywhere: return true;
+    case Kind::Sigma: return sigma > lo && sigma <= hi;  // (lo, hi], the paper's half-open interval
+    case Kind::Steps: return step >= first && step <= last;
+  }
+  return true;
+}
+
+std::string GuidanceInterval::describe() const {
+  char buf[96];
+  switch (kind) {
+    case Kind::Everywhere: return "all steps";
+    case Kind::Sigma: std::snprintf(buf, sizeof buf, "sigma in (%g, %g]", lo, hi); return buf;
+    case Kind::Steps: std::snprintf(buf, sizeof buf, "steps %d-%d", first, last); return buf;
+  }
+  return "";
 }
 
 }  // namespace autoguide

@@ -2,6 +2,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <cmath>
 #include <functional>
 #include <vector>
 
@@ -17,6 +18,8 @@ struct GenerateRequest {
   int max_batch = 32;
   SamplerOptions sampler;
   double guidance = 1;
+  double alpha = std::nan("");  // CFG + autoguidance mix (needs an unconditional net); NaN = off
+  GuidanceInterval interval;
 };
 
 struct BatchResult {
@@ -31,12 +34,23 @@ struct GenerateProgress {
   int64_t main_evals = 0, guide_evals = 0;
 };
 
-// Checks the request against the nets (class index, guide present when w != 1); throws UsageError.
-void validate(const GenerateRequest& req, const Denoiser& main, const Denoiser* guide);
+// The nets of a run: the main one, a guide (autoguidance, or CFG when unconditional) and, for the
+// CFG + autoguidance mix, an unconditional net.
+struct Nets {
+  const Denoiser* main = nullptr;
+  const Denoiser* guide = nullptr;
+  const Denoiser* uncond = nullptr;
+};
+
+// Checks the request against the nets (class index, nets present and compatible); throws UsageError.
+void validate(const GenerateRequest& req, const Nets& nets);
+
+// The mode the request runs in (recorded in every output).
+GuidanceMode run_mode(const GenerateRequest& req, const Nets& nets);
 
 // Runs every batch (EDM2's split) in seed order. `skip` may return true for a batch whose outputs already
 // exist; `sink` receives each finished batch; `progress` is told after every sampler step.
-GenerateProgress generate(const Denoiser& main, const Denoiser* guide, const GenerateRequest& req,
+GenerateProgress generate(const Nets& nets, const GenerateRequest& req,
                           const std::function<bool(const std::vector<int64_t>&)>& skip,
                           const std::function<void(const BatchResult&)>& sink,
                           const std::function<void(const GenerateProgress&)>& progress = nullptr);

@@ -1,14 +1,19 @@
-// How the main net and its guide combine into one denoiser (autoguidance paper, Eq. 2).
+// How the main net and its guides combine into one denoiser.
+//   autoguidance paper Eq. 2:  D_w = D_guide + w (D_main - D_guide)
+//   its App. B.2 (CFG + autoguidance):  D_w = D_m + (w_u - 1)(D_m - D_u) + (w_c - 1)(D_m - D_c),
+//                                       w_u = (1 - alpha)(w - 1) + 1,  w_c = alpha (w - 1) + 1
 #pragma once
 #include <torch/torch.h>
 
+#include <cmath>
 #include <string>
+#include <vector>
 
 #include "autoguide/model.hpp"
 
 namespace autoguide {
 
-enum class GuidanceMode { None, Autoguidance, CFG };
+enum class GuidanceMode { None, Autoguidance, CFG, Mixed };
 
 std::string to_string(GuidanceMode m);
 
@@ -19,21 +24,33 @@ GuidanceMode infer_mode(const ModelInfo& main, const ModelInfo* guide, double we
 // Refuses non-finite or negative weights with a message naming the option.
 void validate_weight(double weight, const std::string& option);
 
-// D_w(x; sigma, c) = D_guide + w (D_main - D_guide), the guide called with the same class labels. The guide is
-// never evaluated at w == 1. Counts network evaluations for the summary.
+// One guiding net and the weight w_i of its term D_m + (w_i - 1)(D_m - D_i).
+struct GuideTerm {
+  const Denoiser* net;
+  double weight;
+};
+
+// The terms of a run: `guide` alone with weight w, or with `uncond` and alpha the App. B.2 mix.
+// alpha is NaN when not mixing. Terms whose weight is 1 contribute nothing and are dropped, so their nets are
+// never evaluated (w == 1; alpha == 0 drops the autoguidance guide, alpha == 1 the unconditional net).
+std::vector<GuideTerm> guide_terms(const Denoiser* guide, const Denoiser* uncond, double weight, double alpha);
+
+// Evaluates the combined denoiser; outside the guidance interval (guided == false) only the main net runs.
+// Counts network evaluations per net for the summary.
 class GuidedDenoiser {
  public:
-  GuidedDenoiser(const Denoiser& main, const Denoiser* guide, double weight);
+  GuidedDenoiser(const Denoiser& main, std::vector<GuideTerm> terms);
 
-  torch::Tensor operator()(const torch::Tensor& x, const torch::Tensor& sigma, const torch::Tensor& labels);
+  torch::Tensor operator()(const torch::Tensor& x, const torch::Tensor& sigma, const torch::Tensor& labels,
+                           bool guided = true);
 
   int64_t main_evals() const { return main_evals_; }
+  // Evaluations of all guiding nets together.
   int64_t guide_evals() const { return guide_evals_; }
 
  private:
   const Denoiser& main_;
-  const Denoiser* guide_;
-  double weight_;
+  std::vector<GuideTerm> terms_;
   int64_t main_evals_ = 0, guide_evals_ = 0;
 };
 

@@ -39,12 +39,21 @@ struct ModelInfo {
 inline constexpr const char* kMetadataName = "autoguide.json";
 inline constexpr int kFormatVersion = 1;
 
+// The precision the networks compute in. Auto is EDM2's choice: fp16 on CUDA (for nets exported with
+// use_fp16), fp32 on CPU. The sampler state stays fp32 whatever this is.
+enum class NetPrecision { Auto, FP32, FP16, BF16 };
+
+// "auto", "fp32", "fp16", "bf16"; refuses a precision the device cannot run (checked with a tiny convolution).
+NetPrecision parse_precision(const std::string& name, const torch::Device& device);
+std::string to_string(NetPrecision p);
+
 ModelInfo parse_model_info(const std::string& json_text, const std::string& origin);
 
 class Denoiser {
  public:
   // Loads, validates metadata and prepares the effective weights on `device`. Throws UsageError for bad files.
-  static Denoiser load(const std::string& path, const torch::Device& device);
+  static Denoiser load(const std::string& path, const torch::Device& device,
+                       NetPrecision precision = NetPrecision::Auto);
 
   // D(x; sigma, labels): x [N,C,R,R] float32, sigma a 0-dim or [N] tensor, labels one-hot [N,label_dim]
   // or undefined for unconditional use.

@@ -1,15 +1,23 @@
-// EDM's 2nd-order Heun sampler with optional churn (Karras et al. 2022, Algorithm 2), as EDM2 runs it.
+// Samplers on the EDM (Karras) schedule: EDM's 2nd-order Heun with optional churn (Karras et al. 2022,
+// Algorithm 2) as EDM2 runs it, 1st-order Euler, and DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2).
 #pragma once
 #include <torch/torch.h>
 
 #include <functional>
 #include <limits>
+#include <string>
 
 #include "autoguide/schedule.hpp"
 
 namespace autoguide {
 
+enum class SamplerKind { Heun, Euler, DpmPP2M };
+
+SamplerKind parse_sampler(const std::string& name);  // throws UsageError
+std::string to_string(SamplerKind k);
+
 struct SamplerOptions {
+  SamplerKind kind = SamplerKind::Heun;
   ScheduleOptions schedule;
   double S_churn = 0;
   double S_min = 0;
@@ -19,8 +27,12 @@ struct SamplerOptions {
 
 void validate(const SamplerOptions& o);
 
-// D(x; sigma) for the whole batch; sigma is a 0-dim float32 tensor.
-using DenoiseFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& sigma)>;
+// Network evaluations per sample: 2N-1 for Heun, N for Euler and DPM-Solver++(2M).
+int evaluations_per_sample(const SamplerOptions& o);
+
+// D(x; sigma) for the whole batch during step `step` (sigma_step -> sigma_step+1); sigma is a 0-dim float32
+// tensor. Both evaluations of a Heun step carry the same step index.
+using DenoiseFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& sigma, int step)>;
 // Fresh standard normal noise shaped like x, from the per-seed generators (only drawn when churn is active).
 using NoiseFn = std::function<torch::Tensor(const torch::Tensor& x)>;
 // Called after step i of n has finished.

@@ -1,6 +1,8 @@
-// The EDM time-step discretization (Karras et al. 2022, Eq. 5).
+// The EDM time-step discretization (Karras et al. 2022, Eq. 5) and where along it guidance applies.
 #pragma once
 #include <torch/torch.h>
+
+#include <string>
 
 namespace autoguide {
 
@@ -17,5 +19,20 @@ void validate(const ScheduleOptions& s);
 // [num_steps + 1] float32 sigmas, sigma_max down to sigma_min, then t_N = 0. Computed in float32 tensors with
 // double constants, as the reference does, so the steps match it bit for bit.
 torch::Tensor karras_sigmas(const ScheduleOptions& s, const torch::Device& device);
+
+// The guidance interval of Kynkäänniemi et al. (2024): step i (sigma_i -> sigma_i+1) is guided when
+// sigma_i lies in (lo, hi], or when i lies in the inclusive index range [first, last]. Everywhere by default.
+struct GuidanceInterval {
+  enum class Kind { Everywhere, Sigma, Steps } kind = Kind::Everywhere;
+  double lo = 0, hi = 0;
+  int first = 0, last = 0;
+
+  static GuidanceInterval parse_sigma(const std::string& text);  // "LO,HI"; throws UsageError
+  static GuidanceInterval parse_steps(const std::string& text);  // "A,B"; throws UsageError
+
+  void validate(int num_steps) const;  // steps outside 0..N-1 are refused
+  bool contains(int step, float sigma) const;
+  std::string describe() const;
+};
 
 }  // namespace autoguide

@@ -27,7 +27,9 @@ namespace autoguide::cli {
 namespace {
 
 struct Options {
-  std::string preset, net, gnet, outdir, npy, grid, models, device = "auto";
+  std::string preset, net, gnet, uncond, outdir, npy, grid, models, device = "auto";
+  std::string sampler_name = "heun", interval_sigma, interval_steps, dtype = "auto";
+  double alpha = std::nan("");
   bool subdirs = false, resume = false, overwrite = false, quiet = false;
   std::string seeds = "16-19";
   int class_idx = -1, batch = 32, grid_cols = 0, threads = 0;
@@ -47,11 +49,14 @@ std::string image_path(const std::string& outdir, int64_t seed, bool subdirs) {
 
 std::string short_hash(const std::string& sha) { return sha.substr(0, 12); }
 
-nlohmann::json run_parameters(const Options& o, const Denoiser& net, const Denoiser* gnet, GuidanceMode mode) {
-  const auto& s = o.sampler;
-  nlohmann::json j = {{"guidance", o.guidance},
+nlohmann::json run_parameters(const Options& o, const GenerateRequest& req, const Nets& nets, GuidanceMode mode) {
+  const auto& s = req.sampler;
+  const Denoiser& net = *nets.main;
+  nlohmann::json j = {{"guidance", req.guidance},
                       {"mode", to_string(mode)},
-                      {"sampler", "edm-heun"},
+                      {"sampler", to_string(s.kind)},
+                      {"interval", req.interval.describe()},
+                      {"dtype", o.dtype},
                       {"steps", s.schedule.num_steps},
                       {"sigma_min", s.schedule.sigma_min},
                       {"sigma_max", s.schedule.sigma_max},
@@ -63,9 +68,14 @@ nlohmann::json run_parameters(const Options& o, const Denoiser& net, const Denoi
                       {"net", fs::path(net.path()).filename().string()},
                       {"net_sha256", short_hash(net.file_sha256())},
                       {"tool", "autoguide " AUTOGUIDE_VERSION}};
-  if (gnet) {
-    j["gnet"] = fs::path(gnet->path()).filename().string();
-    j["gnet_sha256"] = short_hash(gnet->file_sha256());
+  if (nets.guide && mode != GuidanceMode::None) {
+    j["gnet"] = fs::path(nets.guide->path()).filename().string();
+    j["gnet_sha256"] = short_hash(nets.guide->file_sha256());
+  }
+  if (nets.uncond && mode == GuidanceMode::Mixed) {
+    j["uncond"] = fs::path(nets.uncond->path()).filename().string();
+    j["uncond_sha256"] = short_hash(nets.uncond->file_sha256());
+    j["alpha"] = req.alpha;
   }
   if (!o.preset.empty()) j["preset"] = o.preset;
   return j;
@@ -102,19 +112,33 @@ void run(Options& o) {
   req.class_idx = o.class_idx;
   req.max_batch = o.batch;
   req.sampler = o.sampler;
+  req.sampler.kind = parse_sampler(o.sampler_name);
   req.guidance = o.guidance;
+  req.alpha = o.alpha;
+  if (!o.interval_sigma.empty() && !o.interval_steps.empty())
+    throw UsageError("give either --interval-sigma or --interval-steps, not both");
+  if (!o.interval_sigma.empty()) req.interval = GuidanceInterval::parse_sigma(o.interval_sigma);
+  if (!o.interval_steps.empty()) req.interval = GuidanceInterval::parse_steps(o.interval_steps);
   validate(req.sampler);
+  req.interval.validate(req.sampler.schedule.num_steps);
   validate_weight(req.guidance, "--guidance");
+  if (!std::isnan(req.alpha) && o.uncond.empty())
+    throw UsageError("--alpha mixes CFG into autoguidance and needs an unconditional net: add --uncond U.pt");
   if (req.guidance != 1 && o.gnet.empty())
     throw UsageError("--guidance " + std::to_string(req.guidance) + " needs a guiding net: add --gnet GUIDE.pt");
 
   const torch::Device device = select_device(o.device, o.threads);
-  Denoiser net = Denoiser::load(o.net, device);
-  std::optional<Denoiser> gnet;
-  if (req.guidance != 1) gnet.emplace(Denoiser::load(o.gnet, device));
-  const Denoiser* guide = gnet ? &*gnet : nullptr;
-  validate(req, net, guide);
-  const GuidanceMode mode = infer_mode(net.info(), guide ? &guide->info() : nullptr, req.guidance);
+  const NetPrecision precision = parse_precision(o.dtype, device);
+  Denoiser net = Denoiser::load(o.net, device, precision);
+  std::optional<Denoiser> gnet, unet;
+  if (req.guidance != 1) gnet.emplace(Denoiser::load(o.gnet, device, precision));
+  if (req.guidance != 1 && !o.uncond.empty()) unet.emplace(Denoiser::load(o.uncond, device, precision));
+  Nets nets{&net, gnet ? &*gnet : nullptr, unet ? &*unet : nullptr};
+  if (req.guidance == 1 && !o.uncond.empty() && std::isnan(req.alpha))
+    throw UsageError("--uncond is used with --alpha; for plain CFG pass the unconditional net as --gnet");
+  validate(req, nets);
+  const Denoiser* guide = nets.guide;
+  const GuidanceMode mode = run_mode(req, nets);
   const auto& info = net.info();
   const bool writes_images = !o.outdir.empty() || !o.grid.empty();
   if (writes_images && info.encoder.type == "vae")
@@ -142,7 +166,7 @@ void run(Options& o) {
   if (!o.npy.empty()) ensure_writable_parent(o.npy);
   if (!o.grid.empty()) ensure_writable_parent(o.grid);
 
-  const nlohmann::json params = run_parameters(o, net, guide, mode);
+  const nlohmann::json params = run_parameters(o, req, nets, mode);
   std::map<int64_t, torch::Tensor> images;  // for the grid, in seed order
   std::vector<torch::Tensor> raw;           // for --npy
   std::vector<nlohmann::json> records;
@@ -186,7 +210,7 @@ void run(Options& o) {
     line.update(frac, "image " + std::to_string(p.images_done) + "/" + std::to_string(p.images_total) + "  step " +
                           std::to_string(p.step) + "/" + std::to_string(p.num_steps));
   };
-  const GenerateProgress done = generate(net, guide, req, skip, sink, progress);
+  const GenerateProgress done = generate(nets, req, skip, sink, progress);
   line.finish();
   const double secs = line.elapsed();
 
@@ -209,6 +233,7 @@ void run(Options& o) {
     manifest["net_file"] = net.path();
     manifest["net_sha256_full"] = net.file_sha256();
     if (guide) manifest["gnet_file"] = guide->path(), manifest["gnet_sha256_full"] = guide->file_sha256();
+    if (nets.uncond) manifest["uncond_file"] = nets.uncond->path(), manifest["uncond_sha256_full"] = nets.uncond->file_sha256();
     manifest["images"] = records;
     manifest["seconds"] = secs;
     manifest["network_evaluations"] = {{"main", done.main_evals}, {"guide", done.guide_evals}};
@@ -219,7 +244,7 @@ void run(Options& o) {
     std::cerr << "autoguide: " << made << " images (" << to_string(mode) << ", w=" << req.guidance << ") in "
               << secs << " s, " << (secs > 0 ? made / secs : 0.0) << " images/s"
               << (skipped ? ", " + std::to_string(skipped) + " kept from an earlier run" : "")
-              << "; batched evaluations: main " << done.main_evals << ", guide " << done.guide_evals;
+              << "; batched network evaluations: main " << done.main_evals << ", guides " << done.guide_evals;
     if (!o.outdir.empty()) std::cerr << "; wrote " << o.outdir;
     if (!o.grid.empty()) std::cerr << "; grid " << o.grid;
     if (!o.npy.empty()) std::cerr << "; npy " << o.npy;
@@ -237,6 +262,12 @@ void add_generate(CLI::App& app) {
   o.net_opt = cmd->add_option("--net", o.net, "Main network (.pt from scripts/export_edm2.py)");
   o.gnet_opt = cmd->add_option("--gnet", o.gnet, "Guiding network: a weaker net (autoguidance) or an unconditional one (CFG)");
   o.guidance_opt = cmd->add_option("--guidance", o.guidance, "Guidance weight w; 1 = no guidance");
+  cmd->add_option("--uncond", o.uncond, "Unconditional net for the CFG + autoguidance mix (with --alpha)");
+  cmd->add_option("--alpha", o.alpha, "Share of autoguidance in the mix: 1 = pure autoguidance, 0 = pure CFG");
+  cmd->add_option("--interval-sigma,--interval_sigma", o.interval_sigma, "Guide only where sigma_i is in (LO,HI], e.g. 0.28,2.9");
+  cmd->add_option("--interval-steps,--interval_steps", o.interval_steps, "Guide only on steps A..B (inclusive), e.g. 17,22");
+  cmd->add_option("--sampler", o.sampler_name, "heun (EDM2's), euler or dpmpp2m")->capture_default_str();
+  cmd->add_option("--dtype", o.dtype, "Network precision: auto (fp16 on CUDA, fp32 on CPU, as EDM2), fp32, fp16, bf16")->capture_default_str();
   cmd->add_option("--outdir", o.outdir, "Folder for the PNGs (EDM2 layout: 000016.png ...)");
   cmd->add_flag("--subdirs", o.subdirs, "One subfolder per 1000 seeds");
   cmd->add_option("--seeds", o.seeds, "Seeds, e.g. 0-63 or 1,2,5-10")->capture_default_str();

@@ -1,6 +1,7 @@
 // The C++ loader, RNG and schedule against values our Python code (and PyTorch's Python API) computed.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 
 #include "autoguide/error.hpp"
@@ -72,11 +73,11 @@ TEST(Guidance, IsLerpFromGuideToMainAndSkipsGuideAtWeightOne) {
   auto labels = read_npy(fixture("labels.npy"));
   auto s = torch::tensor(1.5f);
   auto dm = main(x, s, labels), dg = guide(x, s, labels);
-  GuidedDenoiser g(main, &guide, 2.1);
+  GuidedDenoiser g(main, guide_terms(&guide, nullptr, 2.1, std::nan("")));
   auto d = g(x, s, labels);
   EXPECT_LT((d - (dg + 2.1 * (dm - dg))).abs().max().item<double>(), 1e-5);
   EXPECT_EQ(g.guide_evals(), 1);
-  GuidedDenoiser plain(main, &guide, 1.0);
+  GuidedDenoiser plain(main, guide_terms(&guide, nullptr, 1.0, std::nan("")));
   EXPECT_TRUE(torch::equal(plain(x, s, labels), dm));
   EXPECT_EQ(plain.guide_evals(), 0);
 }
@@ -96,4 +97,36 @@ TEST(Schedule, EqualsReferenceFloat32ArithmeticBitForBit) {
                            read_npy(fixture("schedule_32.npy"))));
   EXPECT_TRUE(torch::equal(karras_sigmas(ScheduleOptions{13, 0.01, 5, 3}, torch::kCPU),
                            read_npy(fixture("schedule_13.npy"))));
+}
+
+TEST(Guidance, MixWeightsFollowAppendixB2AndDropUnitTerms) {
+  auto main = Denoiser::load(fixture("main.pt"), torch::kCPU);
+  auto guide = Denoiser::load(fixture("guide.pt"), torch::kCPU);
+  auto uncond = Denoiser::load(fixture("uncond.pt"), torch::kCPU);
+  auto half = guide_terms(&guide, &uncond, 3.0, 0.5);  // w_u = w_c = 0.5 * 2 + 1 = 2
+  ASSERT_EQ(half.size(), 2u);
+  EXPECT_EQ(half[0].net, &uncond);
+  EXPECT_DOUBLE_EQ(half[0].weight, 2.0);
+  EXPECT_DOUBLE_EQ(half[1].weight, 2.0);
+  auto quarter = guide_terms(&guide, &uncond, 3.0, 0.25);  // w_u = 0.75*2+1 = 2.5, w_c = 0.25*2+1 = 1.5
+  EXPECT_DOUBLE_EQ(quarter[0].weight, 2.5);
+  EXPECT_DOUBLE_EQ(quarter[1].weight, 1.5);
+  auto ag = guide_terms(&guide, &uncond, 3.0, 1.0);  // alpha = 1: the unconditional net is never run
+  ASSERT_EQ(ag.size(), 1u);
+  EXPECT_EQ(ag[0].net, &guide);
+  EXPECT_DOUBLE_EQ(ag[0].weight, 3.0);
+  auto cfg = guide_terms(&guide, &uncond, 3.0, 0.0);
+  ASSERT_EQ(cfg.size(), 1u);
+  EXPECT_EQ(cfg[0].net, &uncond);
+  // The two-term sum against the formula.
+  auto x = read_npy(fixture("x.npy"));
+  auto labels = read_npy(fixture("labels.npy"));
+  auto s = torch::tensor(0.7f);
+  auto dm = main(x, s, labels), dg = guide(x, s, labels), du = uncond(x, s, labels);
+  GuidedDenoiser mix(main, quarter);
+  auto d = mix(x, s, labels);
+  EXPECT_LT((d - (dm + 1.5 * (dm - du) + 0.5 * (dm - dg))).abs().max().item<double>(), 1e-5);
+  EXPECT_EQ(mix.guide_evals(), 2);
+  EXPECT_TRUE(torch::equal(mix(x, s, labels, /*guided=*/false), dm));
+  EXPECT_EQ(mix.guide_evals(), 2);  // outside the interval no guide runs
 }

@@ -44,7 +44,7 @@ TEST(Sampler, HeunIsSecondOrderOnAnalyticOde) {
   auto relative_error = [&](int steps, int* calls) {
     SamplerOptions o;
     o.schedule = ScheduleOptions{steps, 0.002, 80, 7};
-    auto denoise = [&](const torch::Tensor& x, const torch::Tensor&) {
+    auto denoise = [&](const torch::Tensor& x, const torch::Tensor&, int) {
       ++*calls;
       return x * c;
     };
@@ -73,7 +73,7 @@ TEST(Sampler, ChurnDrawsNoiseOnlyInsideItsWindow) {
     expected += (v >= 0.05f && v <= 10.f);
   }
   int draws = 0;
-  auto denoise = [](const torch::Tensor& x, const torch::Tensor&) { return x * 0; };
+  auto denoise = [](const torch::Tensor& x, const torch::Tensor&, int) { return x * 0; };
   auto noise_fn = [&](const torch::Tensor& x) {
     ++draws;
     return torch::zeros_like(x);
@@ -81,4 +81,56 @@ TEST(Sampler, ChurnDrawsNoiseOnlyInsideItsWindow) {
   edm_sample(denoise, torch::ones({2, 1, 2, 2}), o, noise_fn);
   EXPECT_EQ(draws, expected);
   EXPECT_GT(draws, 0);
+}
+
+TEST(GuidanceInterval, PaperXxlSettingSelectsSteps17To22) {
+  auto t = karras_sigmas(ScheduleOptions{}, torch::kCPU);
+  auto g = GuidanceInterval::parse_sigma("0.19,1.61");
+  std::vector<int> on;
+  for (int i = 0; i < 32; ++i)
+    if (g.contains(i, t[i].item<float>())) on.push_back(i);
+  EXPECT_EQ(on, (std::vector<int>{17, 18, 19, 20, 21, 22}));
+  auto s = GuidanceInterval::parse_steps("17,22");
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(s.contains(i, t[i].item<float>()), g.contains(i, t[i].item<float>()));
+}
+
+TEST(GuidanceInterval, IsOpenBelowAndClosedAbove) {
+  auto t = karras_sigmas(ScheduleOptions{}, torch::kCPU);
+  const float s20 = t[20].item<float>();
+  GuidanceInterval g;
+  g.kind = GuidanceInterval::Kind::Sigma;
+  g.lo = s20;  // exactly on the lower bound: excluded
+  g.hi = t[18].item<float>();  // exactly on the upper bound: included
+  EXPECT_FALSE(g.contains(20, s20));
+  EXPECT_TRUE(g.contains(19, t[19].item<float>()));
+  EXPECT_TRUE(g.contains(18, t[18].item<float>()));
+  EXPECT_FALSE(g.contains(17, t[17].item<float>()));
+}
+
+TEST(GuidanceInterval, RefusesBadBounds) {
+  EXPECT_THROW(GuidanceInterval::parse_sigma("2,1"), UsageError);
+  EXPECT_THROW(GuidanceInterval::parse_sigma("1,1"), UsageError);
+  EXPECT_THROW(GuidanceInterval::parse_sigma("1"), UsageError);
+  EXPECT_THROW(GuidanceInterval::parse_sigma("a,b"), UsageError);
+  EXPECT_THROW(GuidanceInterval::parse_steps("5,3"), UsageError);
+  EXPECT_THROW(GuidanceInterval::parse_steps("-1,3"), UsageError);
+  EXPECT_THROW(GuidanceInterval::parse_steps("20,32").validate(32), UsageError);
+  EXPECT_NO_THROW(GuidanceInterval::parse_steps("20,31").validate(32));
+}
+
+TEST(Sampler, EulerAndDpmSolverUseOneEvaluationPerStep) {
+  for (auto kind : {SamplerKind::Euler, SamplerKind::DpmPP2M}) {
+    SamplerOptions o;
+    o.kind = kind;
+    o.schedule = ScheduleOptions{10, 0.002, 80, 7};
+    std::vector<int> steps;
+    auto denoise = [&](const torch::Tensor& x, const torch::Tensor&, int step) {
+      steps.push_back(step);
+      return x * 0.5;
+    };
+    edm_sample(denoise, torch::ones({1, 1, 1, 1}), o, nullptr);
+    EXPECT_EQ(steps, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+    EXPECT_EQ(evaluations_per_sample(o), 10);
+  }
+  EXPECT_THROW(parse_sampler("ddim"), UsageError);
 }

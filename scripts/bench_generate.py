@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Time `autoguide generate` against NVIDIA's generate_images.py on the same networks, seeds and threads.
+
+Both sides sample the same EDM2 networks with random weights (S architecture as the main net, XS as the
+guide, autoguidance): our networks are written as EDM2 pickles, converted with scripts/export_edm2.py for
+autoguide, and read with our restricted unpickler into the reference's own Precond for generate_images.py.
+The reference comes from a local copy of NVlabs/edm2 (--edm2 DIR) that is never part of this project.
+
+  scripts/bench_generate.py --edm2 /path/to/edm2 --threads 2 --res 32 --seeds 0-7
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from autoguide_py.pyenv import ensure_torch  # noqa: E402
+
+ensure_torch()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from autoguide_py import edm2, safe_pickle  # noqa: E402
+from autoguide_py.edm2_pickle import write_edm2_pickle  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_seeds(text):
+    out = []
+    for part in text.split(','):
+        a, _, b = part.partition('-')
+        out.extend(range(int(a), int(b or a) + 1))
+    return out
+
+
+def random_net(size, res, channels, label_dim, seed):
+    torch.manual_seed(seed)
+    net = edm2.Precond(img_resolution=res, img_channels=channels, label_dim=label_dim,
+                       model_channels=edm2.SIZES[size])
+    # EDM2 initialises the gains to 0, which would make the output trivial; trained nets have gains near 1.
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith('gain'):
+                p.uniform_(0.5, 1.5)
+    return net
+
+
+def make_models(work, res, channels, label_dim):
+    paths = {}
+    for role, size, seed in (('main', 's', 1), ('guide', 'xs', 2)):
+        pkl = os.path.join(work, f'bench-{size}-{res}.pkl')
+        pt = os.path.join(work, f'bench-{size}-{res}.pt')
+        if not os.path.exists(pt):
+            net = random_net(size, res, channels, label_dim, seed)
+            write_edm2_pickle(pkl, net.to(torch.float16), encoder='rgb' if channels == 3 else 'vae')
+            subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'export_edm2.py'), pkl, pt], check=True)
+        paths[role] = (pkl, pt)
+    return paths
+
+
+def reference_net(edm2_dir, pkl, device):
+    """The reference's own Precond, filled from our pickle by our restricted unpickler."""
+    if edm2_dir not in sys.path:
+        sys.path.insert(0, edm2_dir)
+    from training import networks_edm2  # the local NVlabs/edm2 copy
+    state, init_kwargs, _, _ = safe_pickle.extract_network(safe_pickle.load_edm2_pickle(pkl))
+    net = networks_edm2.Precond(**init_kwargs).to(torch.float16)
+    net.load_state_dict(state)
+    return net.eval().requires_grad_(False).to(device)
+
+
+def run_reference(edm2_dir, paths, seeds, guidance, batch, outdir, device):
+    sys.path.insert(0, edm2_dir)
+    import torch.distributed
+    from torch_utils import distributed as dist
+    import generate_images
+    from training.encoders import StandardRGBEncoder
+    # The reference always initialises NCCL; one process on one device needs none of it.
+    dist.get_rank = lambda: 0
+    dist.get_world_size = lambda: 1
+    dist.print0 = lambda *a, **k: None
+    torch.distributed.barrier = lambda *a, **k: None
+    net = reference_net(edm2_dir, paths['main'][0], device)
+    gnet = reference_net(edm2_dir, paths['guide'][0], device)
+    os.makedirs(outdir, exist_ok=True)
+    start = time.perf_counter()
+    for _ in generate_images.generate_images(net=net, gnet=gnet, encoder=StandardRGBEncoder(), outdir=outdir,
+                                             seeds=seeds, max_batch_size=batch, verbose=False,
+                                             device=torch.device(device), guidance=guidance):
+        pass
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def run_ours(binary, paths, seeds_text, guidance, batch, outdir, threads, device):
+    cmd = [binary, 'generate', '--net', paths['main'][1], '--gnet', paths['guide'][1], '--guidance', str(guidance),
+           '--seeds', seeds_text, '--batch', str(batch), '--outdir', outdir, '--threads', str(threads),
+           '--device', device, '--overwrite', '--quiet']
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    wall = time.perf_counter() - start
+    with open(os.path.join(outdir, 'manifest.json')) as f:
+        return wall, json.load(f)['seconds']
+
+
+def max_pixel_difference(dir_a, dir_b, seeds):
+    import PIL.Image
+    worst = 0
+    for s in seeds:
+        a = np.asarray(PIL.Image.open(os.path.join(dir_a, f'{s:06d}.png')), dtype=np.int16)
+        b = np.asarray(PIL.Image.open(os.path.join(dir_b, f'{s:06d}.png')), dtype=np.int16)
+        worst = max(worst, int(np.abs(a - b).max()))
+    return worst
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--edm2', help='local copy of NVlabs/edm2 (skipped with a message when absent)')
+    ap.add_argument('--binary', default=os.path.join(ROOT, 'build', 'autoguide'))
+    ap.add_argument('--work', default=os.path.join(ROOT, 'out', 'bench'))
+    ap.add_argument('--res', type=int, default=32)
+    ap.add_argument('--seeds', default='0-7')
+    ap.add_argument('--batch', type=int, default=8)
+    ap.add_argument('--guidance', type=float, default=2.1)
+    ap.add_argument('--threads', type=int, default=os.cpu_count())
+    ap.add_argument('--device', default='cpu')
+    ap.add_argument('--repeats', type=int, default=1)
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.work, exist_ok=True)
+    seeds = parse_seeds(args.seeds)
+    paths = make_models(args.work, args.res, 3, 1000)
+    ours_dir, ref_dir = os.path.join(args.work, 'ours'), os.path.join(args.work, 'reference')
+    have_ref = bool(args.edm2) and os.path.exists(os.path.join(args.edm2 or '', 'generate_images.py'))
+    if not have_ref:
+        print('reference: skipped (pass --edm2 DIR with a local copy of NVlabs/edm2)', file=sys.stderr)
+    rows = []
+    for r in range(args.repeats):  # alternate the two so that drifting machine load hits both alike
+        wall, gen = run_ours(args.binary, paths, args.seeds, args.guidance, args.batch, ours_dir, args.threads,
+                             args.device)
+        ref = run_reference(args.edm2, paths, seeds, args.guidance, args.batch, ref_dir, args.device) if have_ref else None
+        rows.append((wall, gen, ref))
+        print(f'run {r}: autoguide {gen:.1f} s sampling ({wall:.1f} s process)'
+              + (f', reference {ref:.1f} s' if ref else ''), file=sys.stderr)
+    n = len(seeds)
+    best_ours = min(g for _, g, _ in rows)
+    result = {'device': args.device, 'threads': args.threads, 'res': args.res, 'images': n, 'batch': args.batch,
+              'guidance': args.guidance, 'ours_s_per_image': best_ours / n,
+              'ours_process_s': min(w for w, _, _ in rows)}
+    if have_ref:
+        best_ref = min(r for _, _, r in rows)
+        result.update(reference_s_per_image=best_ref / n, speedup=best_ref / best_ours,
+                      max_pixel_difference=max_pixel_difference(ours_dir, ref_dir, seeds))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == '__main__':
+    main()
