@@ -1,5 +1,7 @@
 #include "autoguide/npy.hpp"
 
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <regex>
@@ -44,11 +46,20 @@ std::string encode_npy(const torch::Tensor& t) {
 
 void write_npy(const std::string& path, const torch::Tensor& t) { write_file_atomic(path, encode_npy(t)); }
 
-torch::Tensor read_npy(const std::string& path) {
+namespace {
+
+std::string read_prefix(const std::string& path, size_t n) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError("cannot read '" + path + "'");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto bad = [&](const std::string& why) { return UsageError("'" + path + "' is not a usable .npy file: " + why); };
+  std::string bytes(n, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(n));
+  bytes.resize(static_cast<size_t>(in.gcount()));
+  return bytes;
+}
+
+// `bytes` must hold at least the whole header; the data may follow or not.
+NpyHeader parse_header(const std::string& bytes, const std::string& name) {
+  auto bad = [&](const std::string& why) { return UsageError("'" + name + "' is not a usable .npy file: " + why); };
   if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) throw bad("missing magic");
   const int major = static_cast<unsigned char>(bytes[6]);
   size_t hlen = 0, hstart = 0;
@@ -69,24 +80,55 @@ torch::Tensor read_npy(const std::string& path) {
   const std::string descr = m[1].str();
   if (std::regex_search(header, std::regex(R"('fortran_order':\s*True)"))) throw bad("Fortran order is not supported");
   if (!std::regex_search(header, m, std::regex(R"('shape':\s*\(([^)]*)\))"))) throw bad("no shape");
-  std::vector<int64_t> shape;
+  NpyHeader h;
   const std::string dims = m[1].str();
   const std::regex number(R"(\d+)");
   for (std::sregex_iterator it(dims.begin(), dims.end(), number), end; it != end; ++it)
-    shape.push_back(std::stoll(it->str()));
-  torch::ScalarType type = torch::kFloat32;
+    h.shape.push_back(std::stoll(it->str()));
   bool found = false;
   for (const auto& code : kCodes)
     if (descr == code.descr || (descr == "<u1" && code.type == torch::kUInt8)) {
-      type = code.type;
+      h.dtype = code.type;
       found = true;
     }
   if (!found) throw bad("dtype " + descr + " is not supported (use float32)");
-  auto t = torch::empty(shape, torch::TensorOptions().dtype(type));
-  const size_t start = hstart + hlen;
-  if (bytes.size() - start != t.nbytes()) throw bad("data size does not match the shape (truncated?)");
-  std::memcpy(t.data_ptr(), bytes.data() + start, t.nbytes());
+  h.data_offset = hstart + hlen;
+  return h;
+}
+
+size_t data_bytes(const NpyHeader& h) {
+  size_t n = c10::elementSize(h.dtype);
+  for (int64_t d : h.shape) n *= static_cast<size_t>(d);
+  return n;
+}
+
+}  // namespace
+
+torch::Tensor decode_npy(const std::string& bytes, const std::string& name) {
+  const NpyHeader h = parse_header(bytes, name);
+  // Checked before allocating, so a corrupt shape cannot ask for absurd memory.
+  if (bytes.size() - h.data_offset != data_bytes(h))
+    throw UsageError("'" + name + "' is not a usable .npy file: data size does not match the shape (truncated?)");
+  auto t = torch::empty(h.shape, torch::TensorOptions().dtype(h.dtype));
+  std::memcpy(t.data_ptr(), bytes.data() + h.data_offset, t.nbytes());
   return t;
+}
+
+torch::Tensor read_npy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError("cannot read '" + path + "'");
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return decode_npy(bytes, path);
+}
+
+NpyHeader read_npy_header(const std::string& path) {
+  // Headers are small (version 1 caps them at 64 KiB); 1 MiB covers any sane version 2/3 header too.
+  const NpyHeader h = parse_header(read_prefix(path, size_t(1) << 20), path);
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec || size != h.data_offset + data_bytes(h))
+    throw UsageError("'" + path + "' is not a usable .npy file: data size does not match the shape (truncated?)");
+  return h;
 }
 
 }  // namespace autoguide

@@ -1,11 +1,11 @@
 #include "autoguide/png.hpp"
 
-#include <array>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 
 #include "autoguide/atomic_file.hpp"
+#include "autoguide/crc32.hpp"
 #include "autoguide/error.hpp"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -18,21 +18,6 @@
 namespace autoguide {
 
 namespace {
-
-uint32_t crc32(const unsigned char* data, size_t n, uint32_t crc = 0) {
-  static const auto table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  crc = ~crc;
-  for (size_t i = 0; i < n; ++i) crc = table[(crc ^ data[i]) & 0xff] ^ (crc >> 8);
-  return ~crc;
-}
 
 void put_be32(std::string& out, uint32_t v) {
   for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xff));
@@ -88,6 +73,13 @@ torch::Tensor read_png(const std::string& path) {
   auto t = torch::from_blob(data, {h, w, c}, torch::kUInt8).permute({2, 0, 1}).clone();
   stbi_image_free(data);
   return t;
+}
+
+std::array<int64_t, 3> png_shape(const std::string& path) {
+  int w = 0, h = 0, c = 0;
+  if (!stbi_info(path.c_str(), &w, &h, &c)) throw UsageError("cannot read image '" + path + "': " + stbi_failure_reason());
+  if (c == 2 || c == 4) --c;  // as read_png drops alpha
+  return {c, h, w};
 }
 
 bool png_is_complete(const std::string& path) {

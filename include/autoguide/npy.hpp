@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 namespace autoguide {
 
@@ -12,5 +13,17 @@ void write_npy(const std::string& path, const torch::Tensor& t);
 
 // Reads float32/float64/int64/uint8 C-order arrays; throws UsageError otherwise.
 torch::Tensor read_npy(const std::string& path);
+
+// The same from bytes already in memory (e.g. an .npz entry); `name` appears in error messages.
+torch::Tensor decode_npy(const std::string& bytes, const std::string& name);
+
+// An array's layout without its data, so large files can be read in slices.
+struct NpyHeader {
+  torch::ScalarType dtype = torch::kFloat32;
+  std::vector<int64_t> shape;
+  size_t data_offset = 0;  // bytes from the start of the file
+};
+// Checks that the file holds exactly the data its header announces.
+NpyHeader read_npy_header(const std::string& path);
 
 }  // namespace autoguide

@@ -2,6 +2,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <array>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,6 +17,9 @@ void write_png(const std::string& path, const torch::Tensor& image, const TextCh
 
 // uint8 [C,H,W] from a PNG file; throws UsageError when it is not a readable PNG.
 torch::Tensor read_png(const std::string& path);
+
+// [C,H,W] that read_png would return, from the file's header alone (cheap checks before long work).
+std::array<int64_t, 3> png_shape(const std::string& path);
 
 // True when `path` is a PNG that ends with its IEND chunk (a complete earlier output).
 bool png_is_complete(const std::string& path);

@@ -7,5 +7,7 @@ namespace autoguide::cli {
 void add_generate(CLI::App& app);
 void add_info(CLI::App& app);
 void add_presets(CLI::App& app);
+void add_ref(CLI::App& app);
+void add_fid(CLI::App& app);
 
 }  // namespace autoguide::cli

@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   autoguide::cli::add_generate(app);
   autoguide::cli::add_info(app);
   autoguide::cli::add_presets(app);
+  autoguide::cli::add_ref(app);
+  autoguide::cli::add_fid(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

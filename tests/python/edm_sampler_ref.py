@@ -31,22 +31,22 @@ def draw(seeds, channels, resolution, label_dim, class_idx=None):
 def sample(net, noise, labels, gens, gnet=None, w=1.0, num_steps=32, sigma_min=0.002, sigma_max=80.0, rho=7.0,
            S_churn=0.0, S_min=0.0, S_max=math.inf, S_noise=1.0):
     def D(x, sigma):
-        s = torch.as_tensor(sigma, dtype=torch.float32)
+        s = torch.as_tensor(sigma, dtype=torch.float32, device=x.device)
         d = net(x, s, labels)
         if w == 1:
             return d
         g = gnet(x, s, labels)
         return g + w * (d - g)
 
-    t = sigma_steps(num_steps, sigma_min, sigma_max, rho)
+    t = sigma_steps(num_steps, sigma_min, sigma_max, rho).to(noise.device)
     x = noise * t[0]
     for i in range(num_steps):
         t_cur, t_next = t[i], t[i + 1]
         t_hat, x_hat = t_cur, x
-        if S_churn > 0 and S_min <= float(t_cur) <= S_max:
+        if S_churn > 0 and S_min <= float(t_cur) <= S_max:  # float(): one host sync per step is fine here
             gamma = min(S_churn / num_steps, math.sqrt(2) - 1)
             t_hat = t_cur * (1 + gamma)
-            eps = torch.stack([torch.randn(x.shape[1:], generator=g) for g in gens])
+            eps = torch.stack([torch.randn(x.shape[1:], generator=g, device=x.device) for g in gens])
             x_hat = x + torch.sqrt(t_hat ** 2 - t_cur ** 2) * S_noise * eps
         d_cur = (x_hat - D(x_hat, t_hat)) / t_hat
         x = x_hat + (t_next - t_hat) * d_cur

@@ -1,0 +1,23 @@
+// NumPy .npz archives: a ZIP of .npy members, stored without compression (what numpy.savez writes),
+// so numpy.load(path) reads ours and we read numpy's.
+#pragma once
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace autoguide {
+
+// Member names without ".npy"; numpy.load(path)[name] gives the array back.
+using NpzArrays = std::vector<std::pair<std::string, torch::Tensor>>;
+
+std::string encode_npz(const NpzArrays& arrays);
+void write_npz(const std::string& path, const NpzArrays& arrays);
+
+// Throws UsageError when the file is not a ZIP, is damaged (CRC, truncation), uses compression
+// (numpy.savez_compressed) or ZIP64, or a member is not a usable .npy array.
+std::map<std::string, torch::Tensor> read_npz(const std::string& path);
+
+}  // namespace autoguide

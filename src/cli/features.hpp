@@ -1,0 +1,35 @@
+// Shared by `ref` and `fid`: run a detector over an image set with progress, into statistics and (optionally)
+// the raw features.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+
+#include "autoguide/detector.hpp"
+#include "autoguide/image_set.hpp"
+#include "autoguide/metrics.hpp"
+
+namespace autoguide::cli {
+
+struct SetFeatures {
+  FeatureStats stats;
+  torch::Tensor features;  // float32 [N,D] on the CPU when kept, else undefined
+};
+
+// expected_dim > 0: fail on the first batch (not after the whole set) when the detector's D differs, naming
+// `expected_from`. Throws UsageError below 2 images.
+SetFeatures measure_set(Detector& detector, const ImageSet& images, int64_t batch, bool keep_features,
+                        bool show_progress, int64_t expected_dim = 0, const std::string& expected_from = "");
+
+// --batch, checked.
+void check_batch(int64_t batch);
+
+// True for a 2-D .npy, i.e. features [N,D] rather than images.
+bool is_features_file(const std::string& path);
+
+// A --ref-images argument: a PNG folder or images .npy [N,C,H,W] (features computed), or features .npy [N,D]
+// as written by `autoguide ref --features-out`. Features are kept (float32); the statistics come from the
+// detector's own output when there is one.
+SetFeatures reference_features(Detector& detector, const std::string& path, int64_t batch, bool show_progress);
+
+}  // namespace autoguide::cli
