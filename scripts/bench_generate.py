@@ -97,10 +97,10 @@ def run_reference(edm2_dir, paths, seeds, guidance, batch, outdir, device):
     return time.perf_counter() - start
 
 
-def run_ours(binary, paths, seeds_text, guidance, batch, outdir, threads, device):
+def run_ours(binary, paths, seeds_text, guidance, batch, outdir, threads, device, extra=()):
     cmd = [binary, 'generate', '--net', paths['main'][1], '--gnet', paths['guide'][1], '--guidance', str(guidance),
            '--seeds', seeds_text, '--batch', str(batch), '--outdir', outdir, '--threads', str(threads),
-           '--device', device, '--overwrite', '--quiet']
+           '--device', device, '--overwrite', '--quiet', *extra]
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
     wall = time.perf_counter() - start
@@ -130,6 +130,8 @@ def main():
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--repeats', type=int, default=1)
+    ap.add_argument('--variant', action='append', default=[], metavar='NAME=ARGS',
+                    help="also time autoguide with extra options, e.g. bf16='--dtype bf16'; pixel difference vs fp32")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -157,6 +159,16 @@ def main():
         best_ref = min(r for _, _, r in rows)
         result.update(reference_s_per_image=best_ref / n, speedup=best_ref / best_ours,
                       max_pixel_difference=max_pixel_difference(ours_dir, ref_dir, seeds))
+    for spec in args.variant:  # e.g. lower precision or a guidance interval, against our fp32 images
+        name, _, extra = spec.partition('=')
+        vdir = os.path.join(args.work, 'variant-' + name)
+        _, gen = run_ours(args.binary, paths, args.seeds, args.guidance, args.batch, vdir, args.threads, args.device,
+                          extra.split())
+        result['variant_' + name] = {'options': extra, 's_per_image': gen / n, 'speedup_vs_ours_fp32': best_ours / gen,
+                                     'max_pixel_difference_vs_fp32': max_pixel_difference(vdir, ours_dir, seeds)}
+        if have_ref:
+            result['variant_' + name]['speedup_vs_reference'] = result['reference_s_per_image'] * n / gen
+        print(f'variant {name}: {gen:.1f} s', file=sys.stderr)
     print(json.dumps(result, indent=2))
 
 

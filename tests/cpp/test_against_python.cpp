@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iostream>
 #include <cstdlib>
 
 #include "autoguide/error.hpp"
@@ -39,7 +40,9 @@ TEST(Denoiser, ReproducesPythonNetworkAtAllNoiseLevels) {
       auto s = torch::tensor(std::stof(sigma));
       auto expected = read_npy(fixture(role + "_sigma" + sigma + ".npy"));
       auto out = net(x, s, net.info().conditional() ? labels : torch::Tensor());
-      EXPECT_LT(max_relative_error(out, expected), 1e-5) << role << " sigma " << sigma;
+      const double err = max_relative_error(out, expected);
+      std::cout << "[ measured ] " << role << " sigma " << sigma << ": max relative error " << err << "\n";
+      EXPECT_LT(err, 1e-5) << role << " sigma " << sigma;
       if (net.info().conditional()) {  // labels absent: EDM2 feeds a zero label vector
         auto none = net(x, s, torch::Tensor());
         auto expected_none = read_npy(fixture(role + "_nolabels_sigma" + sigma + ".npy"));
