@@ -3,7 +3,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake g++ pkg-config
+  build-essential cmake g++ pkg-config curl   # curl: scripts/get_edm2.sh downloads
   libtorch-dev libcli11-dev nlohmann-json3-dev libstb-dev libgtest-dev
   libopenblas0-pthread libblas3  # libblas3 (netlib) only for the test that the slow-BLAS warning fires; Debian's LibTorch links libblas.so.3; netlib BLAS is ~27x slower on 1x1 convs
   python3 python3-torch python3-numpy python3-pytest python3-scipy

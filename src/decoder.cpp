@@ -1,9 +1,137 @@
 #include "autoguide/decoder.hpp"
 
+#include <torch/csrc/jit/runtime/graph_executor.h>
+
+#include <filesystem>
+
+#include "autoguide/error.hpp"
+#include "autoguide/sha256.hpp"
+
 namespace autoguide {
+
+namespace {
+
+const char* const kExportHint = "; export the VAE with scripts/export_vae.py diffusion_pytorch_model.safetensors VAE.pt";
+
+int required_int(const nlohmann::json& j, const char* key, const std::string& origin) {
+  if (!j.contains(key) || !j[key].is_number_integer())
+    throw UsageError(origin + ": VAE metadata lacks an integer '" + key + "'" + kExportHint);
+  return j[key].get<int>();
+}
+
+torch::ScalarType scalar_type(NetPrecision p) {
+  switch (p) {
+    case NetPrecision::FP16: return torch::kFloat16;
+    case NetPrecision::BF16: return torch::kBFloat16;
+    default: return torch::kFloat32;
+  }
+}
+
+}  // namespace
 
 torch::Tensor decode_rgb(const torch::Tensor& x) {
   return (x.to(torch::kFloat32) * 127.5 + 128).clip(0, 255).to(torch::kUInt8).to(torch::kCPU);
+}
+
+VaeInfo parse_vae_info(const std::string& json_text, const std::string& origin) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(json_text);
+  } catch (const nlohmann::json::exception&) {
+    throw UsageError(origin + ": metadata is not valid JSON" + std::string(kExportHint));
+  }
+  if (!j.is_object()) throw UsageError(origin + ": metadata is not a JSON object" + std::string(kExportHint));
+  // A denoiser in the --vae slot is the likely mistake; say so rather than list missing fields.
+  if (!j.contains("kind") || j["kind"] != "vae")
+    throw UsageError(origin + " is not a VAE decoder (its metadata kind is " +
+                     (j.contains("kind") ? j["kind"].dump() : std::string("missing")) + ")" + kExportHint);
+  VaeInfo v;
+  v.raw = j;
+  v.format_version = required_int(j, "format_version", origin);
+  if (v.format_version != kFormatVersion)
+    throw UsageError(origin + ": VAE metadata format version " + std::to_string(v.format_version) +
+                     " is not supported (expected " + std::to_string(kFormatVersion) + ")" + kExportHint);
+  v.latent_channels = required_int(j, "latent_channels", origin);
+  v.scale_factor = required_int(j, "scale_factor", origin);
+  if (j.contains("out_channels")) v.out_channels = required_int(j, "out_channels", origin);
+  if (v.latent_channels <= 0 || v.scale_factor <= 0 || v.out_channels <= 0)
+    throw UsageError(origin + ": VAE metadata has impossible shapes" + std::string(kExportHint));
+  if (j.contains("source_file") && j["source_file"].is_string()) v.source_file = j["source_file"];
+  if (j.contains("source_sha256") && j["source_sha256"].is_string()) v.source_sha256 = j["source_sha256"];
+  return v;
+}
+
+VaeDecoder VaeDecoder::load(const std::string& path, const torch::Device& device, NetPrecision precision) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw UsageError("VAE file '" + path + "' not found" + kExportHint);
+  torch::jit::setGraphExecutorOptimize(false);  // eager numerics, as for the denoisers (model.cpp)
+  torch::jit::ExtraFilesMap extra{{kMetadataName, ""}};
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(path, device, extra);
+  } catch (const std::exception&) {
+    throw UsageError("'" + path + "' is not a readable TorchScript file (corrupt or truncated?)" + kExportHint);
+  }
+  if (extra[kMetadataName].empty())
+    throw UsageError("'" + path + "' carries no " + std::string(kMetadataName) + " metadata" + kExportHint);
+  VaeInfo info = parse_vae_info(extra[kMetadataName], path);
+  module.eval();
+  if (precision == NetPrecision::Auto) precision = NetPrecision::FP32;
+  if (precision != NetPrecision::FP32) {
+    module.to(scalar_type(precision));
+    // Whether every op of the decoder has a kernel in this precision on this device shows only by running it.
+    try {
+      c10::InferenceMode guard;
+      module.forward({torch::zeros({1, info.latent_channels, 1, 1}, torch::TensorOptions().device(device))});
+    } catch (const std::exception&) {
+      throw UsageError("--vae-dtype " + to_string(precision) + " is not supported on " + device.str() +
+                       "; use --vae-dtype fp32" + (device.is_cpu() ? " or bf16" : ""));
+    }
+  }
+  return VaeDecoder(std::move(module), std::move(info), path, sha256_file(path), device, precision);
+}
+
+torch::Tensor VaeDecoder::operator()(const torch::Tensor& z) const {
+  c10::InferenceMode guard;
+  torch::Tensor x = module_.forward({z.to(device_, torch::kFloat32)}).toTensor();
+  const auto expected = std::vector<int64_t>{z.size(0), info_.out_channels, z.size(2) * info_.scale_factor,
+                                             z.size(3) * info_.scale_factor};
+  if (x.sizes() != c10::IntArrayRef(expected))
+    throw UsageError(path_ + " returned images of shape " + c10::str(x.sizes()) + " instead of " +
+                     c10::str(c10::IntArrayRef(expected)) + "; its metadata does not match its network" + kExportHint);
+  return x.to(torch::kFloat32);
+}
+
+void check_vae_compatible(const VaeDecoder& vae, const ModelInfo& net, const std::string& net_name) {
+  if (vae.info().latent_channels != net.img_channels)
+    throw UsageError(vae.path() + " decodes " + std::to_string(vae.info().latent_channels) + "-channel latents but " +
+                     net_name + " makes " + std::to_string(net.img_channels) + " channels");
+  if (vae.info().out_channels != 3 && vae.info().out_channels != 1)
+    throw UsageError(vae.path() + " makes " + std::to_string(vae.info().out_channels) +
+                     "-channel outputs, which are not an image");
+  if (net.encoder.scale.size() != static_cast<size_t>(net.img_channels) ||
+      net.encoder.bias.size() != static_cast<size_t>(net.img_channels))
+    throw UsageError(net_name + ": its VAE encoder metadata lacks a scale and bias per channel; re-export it "
+                     "with scripts/export_edm2.py");
+}
+
+torch::Tensor decode_latents(const VaeDecoder& vae, const torch::Tensor& z, const std::vector<float>& scale,
+                             const std::vector<float>& bias, int batch) {
+  c10::InferenceMode guard;
+  if (batch < 1) throw UsageError("--vae-batch must be at least 1");
+  const int64_t channels = z.size(1);
+  if (static_cast<int64_t>(scale.size()) != channels || static_cast<int64_t>(bias.size()) != channels)
+    throw UsageError("the VAE scale and bias have " + std::to_string(scale.size()) + " and " +
+                     std::to_string(bias.size()) + " entries for " + std::to_string(channels) + " latent channels");
+  auto per_channel = [&](const std::vector<float>& v) {
+    return torch::tensor(v, torch::kFloat32).reshape({1, channels, 1, 1}).to(z.device());
+  };
+  // Subtract, then divide, in float32: EDM2's order, so the pixels truncate identically.
+  torch::Tensor x = (z.to(torch::kFloat32) - per_channel(bias)) / per_channel(scale);
+  std::vector<torch::Tensor> images;
+  for (const auto& chunk : x.split(batch)) images.push_back(vae(chunk));
+  return torch::cat(images).clamp(0, 1).mul(255).to(torch::kUInt8).to(torch::kCPU);
 }
 
 }  // namespace autoguide

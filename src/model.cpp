@@ -42,6 +42,8 @@ ModelInfo parse_model_info(const std::string& json_text, const std::string& orig
     throw UsageError(origin + ": metadata is not valid JSON; re-export the model with scripts/export_edm2.py");
   }
   if (!j.is_object()) throw UsageError(origin + ": metadata is not a JSON object; re-export the model");
+  if (j.contains("kind") && j["kind"] == "vae")
+    throw UsageError(origin + " is a VAE decoder, not a diffusion net; give it as --vae");
   ModelInfo m;
   m.raw = j;
   m.format_version = required<int>(j, "format_version", origin);
@@ -78,13 +80,13 @@ ModelInfo parse_model_info(const std::string& json_text, const std::string& orig
   return m;
 }
 
-NetPrecision parse_precision(const std::string& name, const torch::Device& device) {
+NetPrecision parse_precision(const std::string& name, const torch::Device& device, const std::string& option) {
   NetPrecision p;
   if (name == "auto") return NetPrecision::Auto;
   if (name == "fp32") p = NetPrecision::FP32;
   else if (name == "fp16") p = NetPrecision::FP16;
   else if (name == "bf16") p = NetPrecision::BF16;
-  else throw UsageError("unknown --dtype '" + name + "'; use auto, fp32, fp16 or bf16");
+  else throw UsageError("unknown " + option + " '" + name + "'; use auto, fp32, fp16 or bf16");
   if (p == NetPrecision::FP32) return p;
   const auto type = p == NetPrecision::FP16 ? torch::kFloat16 : torch::kBFloat16;
   try {
@@ -93,7 +95,7 @@ NetPrecision parse_precision(const std::string& name, const torch::Device& devic
     auto y = torch::conv2d(torch::ones({1, 8, 4, 4}, opts), torch::ones({8, 8, 3, 3}, opts), {}, 1, 1);
     (void)torch::softmax(torch::matmul(y.flatten(2), y.flatten(2).transpose(1, 2)), -1).sum().item<float>();
   } catch (const std::exception&) {
-    throw UsageError("--dtype " + name + " is not supported on " + device.str() + "; use --dtype fp32" +
+    throw UsageError(option + " " + name + " is not supported on " + device.str() + "; use " + option + " fp32" +
                      (device.is_cpu() ? " or bf16" : ""));
   }
   return p;

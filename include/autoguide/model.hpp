@@ -44,7 +44,9 @@ inline constexpr int kFormatVersion = 1;
 enum class NetPrecision { Auto, FP32, FP16, BF16 };
 
 // "auto", "fp32", "fp16", "bf16"; refuses a precision the device cannot run (checked with a tiny convolution).
-NetPrecision parse_precision(const std::string& name, const torch::Device& device);
+// `option` names the flag in error messages.
+NetPrecision parse_precision(const std::string& name, const torch::Device& device,
+                             const std::string& option = "--dtype");
 std::string to_string(NetPrecision p);
 
 ModelInfo parse_model_info(const std::string& json_text, const std::string& origin);

@@ -272,7 +272,8 @@ def _verify(net, path):
                            f'by up to {(want - got).abs().max().item():.3g}')
 
 
-def _save_atomically(scripted, out_path, extra_files, verify_net=None):
+def _save_atomically(scripted, out_path, extra_files, check=None):
+    # check(tmp_path) may inspect the written file and raise before it is put in place.
     out_path = os.path.abspath(out_path)
     folder = os.path.dirname(out_path)
     if os.path.isdir(out_path):
@@ -286,8 +287,8 @@ def _save_atomically(scripted, out_path, extra_files, verify_net=None):
     os.close(fd)
     try:
         torch.jit.save(scripted, tmp, _extra_files=extra_files)
-        if verify_net is not None:
-            _verify(verify_net, tmp)
+        if check is not None:
+            check(tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
@@ -343,7 +344,7 @@ def export_precond(net, out_path, meta_overrides=None, verify=False):
     scripted = torch.jit.script(net.eval())
     _blank_prepared(scripted)
     _save_atomically(scripted, out_path, {METADATA_FILE: json.dumps(meta, indent=2)},
-                     verify_net=net if verify else None)
+                     check=(lambda tmp: _verify(net, tmp)) if verify else None)
     return dict(meta)
 
 

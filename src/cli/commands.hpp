@@ -9,5 +9,7 @@ void add_info(CLI::App& app);
 void add_presets(CLI::App& app);
 void add_ref(CLI::App& app);
 void add_fid(CLI::App& app);
+void add_sweep(CLI::App& app);
+void add_compare(CLI::App& app);
 
 }  // namespace autoguide::cli

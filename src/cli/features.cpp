@@ -8,6 +8,26 @@
 
 namespace autoguide::cli {
 
+void check_feature_dim(const Detector& detector, const torch::Tensor& features, int64_t expected_dim,
+                       const std::string& expected_from) {
+  if (expected_dim > 0 && features.size(1) != expected_dim)
+    throw UsageError("detector '" + detector.path() + "' gives " + std::to_string(features.size(1)) +
+                     " features, but " + expected_from + " has " + std::to_string(expected_dim) +
+                     "; use the detector the statistics were made with");
+}
+
+void probe_detector(Detector& detector, const std::array<int64_t, 3>& image_shape, int64_t expected_dim,
+                    const std::string& expected_from) {
+  check_feature_dim(detector, detector(torch::zeros({2, image_shape[0], image_shape[1], image_shape[2]}, torch::kUInt8)),
+                    expected_dim, expected_from);
+}
+
+void StreamStats::add(const torch::Tensor& images) {
+  torch::Tensor f = detector_(images);
+  check_feature_dim(detector_, f, dim_, from_);
+  acc_.add(f);
+}
+
 SetFeatures measure_set(Detector& detector, const ImageSet& images, int64_t batch, bool keep_features,
                         bool show_progress, int64_t expected_dim, const std::string& expected_from) {
   if (images.size() < 2)
@@ -17,10 +37,7 @@ SetFeatures measure_set(Detector& detector, const ImageSet& images, int64_t batc
   std::vector<torch::Tensor> kept;
   ProgressLine line(show_progress);
   extract_features(detector, images, batch, [&](const torch::Tensor& f, int64_t done) {
-    if (expected_dim > 0 && f.size(1) != expected_dim)
-      throw UsageError("detector '" + detector.path() + "' gives " + std::to_string(f.size(1)) + " features, but " +
-                       expected_from + " has " + std::to_string(expected_dim) +
-                       "; use the detector the statistics were made with");
+    check_feature_dim(detector, f, expected_dim, expected_from);
     acc.add(f);
     if (keep_features) kept.push_back(f.to(torch::kCPU, torch::kFloat32));
     line.update(double(done) / images.size(), "features " + std::to_string(done) + "/" + std::to_string(images.size()));

@@ -3,6 +3,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <array>
 #include <string>
 
 #include "autoguide/detector.hpp"
@@ -20,6 +21,31 @@ struct SetFeatures {
 // `expected_from`. Throws UsageError below 2 images.
 SetFeatures measure_set(Detector& detector, const ImageSet& images, int64_t batch, bool keep_features,
                         bool show_progress, int64_t expected_dim = 0, const std::string& expected_from = "");
+
+// Throws UsageError naming `expected_from` when features [N,D] have D != expected_dim (> 0).
+void check_feature_dim(const Detector& detector, const torch::Tensor& features, int64_t expected_dim,
+                       const std::string& expected_from);
+
+// Runs the detector on two blank images of `image_shape` (C,H,W) and checks D: a detector unfit for the
+// images to come fails before any of them are sampled or written.
+void probe_detector(Detector& detector, const std::array<int64_t, 3>& image_shape, int64_t expected_dim,
+                    const std::string& expected_from);
+
+// Statistics of images that arrive batch by batch (straight from the sampler, not from files), each batch
+// checked like measure_set's against the reference's feature count.
+class StreamStats {
+ public:
+  StreamStats(Detector& detector, int64_t expected_dim, std::string expected_from)
+      : detector_(detector), dim_(expected_dim), from_(std::move(expected_from)) {}
+  void add(const torch::Tensor& images);  // uint8 [N,C,H,W]
+  FeatureStats finish() const { return acc_.finish(); }
+
+ private:
+  Detector& detector_;
+  int64_t dim_;
+  std::string from_;
+  StatsAccumulator acc_;
+};
 
 // --batch, checked.
 void check_batch(int64_t batch);

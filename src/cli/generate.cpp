@@ -1,6 +1,7 @@
 // `autoguide generate`: EDM2's generate_images.py, with autoguidance or CFG, PNG/grid/npy outputs.
 #include <ATen/Parallel.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <iostream>
@@ -12,6 +13,7 @@
 #include "autoguide/error.hpp"
 #include "autoguide/generate.hpp"
 #include "autoguide/grid.hpp"
+#include "autoguide/image_output.hpp"
 #include "autoguide/npy.hpp"
 #include "autoguide/png.hpp"
 #include "autoguide/preset.hpp"
@@ -29,53 +31,24 @@ namespace {
 struct Options {
   std::string preset, net, gnet, uncond, outdir, npy, grid, models, device = "auto";
   std::string sampler_name = "heun", interval_sigma, interval_steps, dtype = "auto";
+  std::string vae, vae_dtype = "fp32";
+  int vae_batch = 4;  // EDM2's encoder_batch_size
   double alpha = std::nan("");
   bool subdirs = false, resume = false, overwrite = false, quiet = false;
   std::string seeds = "16-19";
   int class_idx = -1, batch = 32, grid_cols = 0, threads = 0;
   double guidance = 1;
   SamplerOptions sampler;
-  CLI::Option *net_opt = nullptr, *gnet_opt = nullptr, *guidance_opt = nullptr;
+  CLI::Option *net_opt = nullptr, *gnet_opt = nullptr, *guidance_opt = nullptr, *vae_opt = nullptr;
 };
 
-std::string image_path(const std::string& outdir, int64_t seed, bool subdirs) {
-  char name[32];
-  std::snprintf(name, sizeof name, "%06lld.png", static_cast<long long>(seed));
-  if (!subdirs) return (fs::path(outdir) / name).string();
-  char sub[32];
-  std::snprintf(sub, sizeof sub, "%06lld", static_cast<long long>(seed / 1000 * 1000));
-  return (fs::path(outdir) / sub / name).string();
-}
-
-std::string short_hash(const std::string& sha) { return sha.substr(0, 12); }
-
-nlohmann::json run_parameters(const Options& o, const GenerateRequest& req, const Nets& nets, GuidanceMode mode) {
-  const auto& s = req.sampler;
-  const Denoiser& net = *nets.main;
-  nlohmann::json j = {{"guidance", req.guidance},
-                      {"mode", to_string(mode)},
-                      {"sampler", to_string(s.kind)},
-                      {"interval", req.interval.describe()},
-                      {"dtype", o.dtype},
-                      {"steps", s.schedule.num_steps},
-                      {"sigma_min", s.schedule.sigma_min},
-                      {"sigma_max", s.schedule.sigma_max},
-                      {"rho", s.schedule.rho},
-                      {"S_churn", s.S_churn},
-                      {"S_min", s.S_min},
-                      {"S_max", std::isinf(s.S_max) ? nlohmann::json("inf") : nlohmann::json(s.S_max)},
-                      {"S_noise", s.S_noise},
-                      {"net", fs::path(net.path()).filename().string()},
-                      {"net_sha256", short_hash(net.file_sha256())},
-                      {"tool", "autoguide " AUTOGUIDE_VERSION}};
-  if (nets.guide && mode != GuidanceMode::None) {
-    j["gnet"] = fs::path(nets.guide->path()).filename().string();
-    j["gnet_sha256"] = short_hash(nets.guide->file_sha256());
-  }
-  if (nets.uncond && mode == GuidanceMode::Mixed) {
-    j["uncond"] = fs::path(nets.uncond->path()).filename().string();
-    j["uncond_sha256"] = short_hash(nets.uncond->file_sha256());
-    j["alpha"] = req.alpha;
+nlohmann::json run_parameters(const Options& o, const GenerateRequest& req, const Nets& nets, GuidanceMode mode,
+                              const VaeDecoder* vae) {
+  nlohmann::json j = sample_parameters(req, nets, mode, o.dtype);
+  if (vae) {
+    j["vae"] = fs::path(vae->path()).filename().string();
+    j["vae_sha256"] = vae->file_sha256().substr(0, 12);  // the prefix length of the nets' hashes
+    j["vae_dtype"] = to_string(vae->precision());
   }
   if (!o.preset.empty()) j["preset"] = o.preset;
   return j;
@@ -85,21 +58,25 @@ void apply_preset(Options& o) {
   if (o.preset.empty()) return;
   Preset p = find_preset(o.preset);
   const std::string dir = models_dir(o.models);
-  std::vector<std::string> missing;
-  auto resolve = [&](const std::string& file) {
+  std::string missing;  // each missing file with the command that makes it
+  auto resolve = [&](const std::string& file, bool is_vae) {
     std::string path = (fs::path(dir) / file).string();
-    if (!file_exists(path)) missing.push_back(path);
+    if (!file_exists(path)) {
+      const std::string source = is_vae ? "diffusion_pytorch_model.safetensors"
+                                        : fs::path(file).replace_extension(".pkl").string();
+      missing += std::string(missing.empty() ? "" : ", ") + path + " (scripts/" +
+                 (is_vae ? "export_vae.py " : "export_edm2.py ") + source + " " + path + ")";
+    }
     return path;
   };
-  if (o.net_opt->count() == 0) o.net = resolve(p.net);
+  if (o.net_opt->count() == 0) o.net = resolve(p.net, false);
   if (o.guidance_opt->count() == 0) o.guidance = p.guidance;
-  if (o.gnet_opt->count() == 0 && !p.gnet.empty() && o.guidance != 1) o.gnet = resolve(p.gnet);
-  if (!missing.empty()) {
-    std::string list;
-    for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
-    throw UsageError("preset " + p.name + " needs " + list +
-                     "; convert the official pickles with scripts/export_edm2.py into that folder (or set --models)");
-  }
+  if (o.gnet_opt->count() == 0 && !p.gnet.empty() && o.guidance != 1) o.gnet = resolve(p.gnet, false);
+  const bool writes_images = !o.outdir.empty() || !o.grid.empty();  // latents alone need no VAE
+  if (o.vae_opt->count() == 0 && !p.vae.empty() && writes_images) o.vae = resolve(p.vae, true);
+  if (!missing.empty())
+    throw UsageError("preset " + p.name + " needs " + missing + "; or download and convert everything with " +
+                     "scripts/get_edm2.sh " + p.name + " (files are looked up in --models DIR)");
 }
 
 void run(Options& o) {
@@ -141,9 +118,20 @@ void run(Options& o) {
   const GuidanceMode mode = run_mode(req, nets);
   const auto& info = net.info();
   const bool writes_images = !o.outdir.empty() || !o.grid.empty();
-  if (writes_images && info.encoder.type == "vae")
-    throw UsageError(o.net + " makes VAE latents, and decoding latents to pixels is not supported yet; use --npy FILE to save the latents");
-  if (writes_images && info.img_channels != 1 && info.img_channels != 3)
+  const bool latent = info.encoder.type == "vae";
+  if (!o.vae.empty() && !latent)
+    throw UsageError("--vae decodes latents, but " + o.net + " makes pixels (encoder " + info.encoder.type + "); drop --vae");
+  if (writes_images && latent && o.vae.empty())
+    throw UsageError(o.net + " makes SD-VAE latents; to write images give --vae VAE.pt (convert "
+                     "stabilityai/sd-vae-ft-mse with scripts/export_vae.py diffusion_pytorch_model.safetensors "
+                     "VAE.pt), or use only --npy FILE to save the latents");
+  if (o.vae_batch < 1) throw UsageError("--vae-batch must be at least 1");
+  std::optional<VaeDecoder> vae;
+  if (writes_images && latent) {
+    vae.emplace(VaeDecoder::load(o.vae, device, parse_precision(o.vae_dtype, device, "--vae-dtype")));
+    check_vae_compatible(*vae, info, o.net);
+  }
+  if (writes_images && !latent && info.img_channels != 1 && info.img_channels != 3)
     throw UsageError(o.net + " outputs " + std::to_string(info.img_channels) +
                      " channels, which are not an image; use --npy FILE to save the raw samples");
   if (guide && guide->loaded_param_count() > net.loaded_param_count() && !o.quiet)
@@ -166,11 +154,12 @@ void run(Options& o) {
   if (!o.npy.empty()) ensure_writable_parent(o.npy);
   if (!o.grid.empty()) ensure_writable_parent(o.grid);
 
-  const nlohmann::json params = run_parameters(o, req, nets, mode);
+  const nlohmann::json params = run_parameters(o, req, nets, mode, vae ? &*vae : nullptr);
   std::map<int64_t, torch::Tensor> images;  // for the grid, in seed order
   std::vector<torch::Tensor> raw;           // for --npy
   std::vector<nlohmann::json> records;
   int64_t skipped = 0;
+  double decode_seconds = 0;
 
   auto skip = [&](const std::vector<int64_t>& batch) {
     if (!o.resume || o.outdir.empty() || !o.npy.empty()) return false;
@@ -185,18 +174,22 @@ void run(Options& o) {
   };
   auto sink = [&](const BatchResult& r) {
     if (!o.npy.empty()) raw.push_back(r.samples.to(torch::kCPU));
-    torch::Tensor pixels = writes_images ? decode_rgb(r.samples) : torch::Tensor();
+    torch::Tensor pixels;
+    if (vae) {
+      const auto start = std::chrono::steady_clock::now();
+      pixels = decode_latents(*vae, r.samples, info.encoder.scale, info.encoder.bias, o.vae_batch);
+      decode_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    } else if (writes_images) {
+      pixels = decode_rgb(r.samples);
+    }
     for (size_t k = 0; k < r.seeds.size(); ++k) {
       const int64_t seed = r.seeds[k];
       nlohmann::json rec = {{"seed", seed}};
       if (r.classes.defined()) rec["class"] = r.classes[static_cast<int64_t>(k)].item<int64_t>();
       if (!o.grid.empty()) images[seed] = pixels[static_cast<int64_t>(k)];
       if (!o.outdir.empty()) {
-        nlohmann::json meta = params;
-        meta["seed"] = seed;
-        meta["class"] = rec.contains("class") ? rec["class"] : nlohmann::json();
-        fs::create_directories(fs::path(paths[seed]).parent_path());
-        write_png(paths[seed], pixels[static_cast<int64_t>(k)], {{"parameters", meta.dump()}});
+        write_sample_png(paths[seed], pixels[static_cast<int64_t>(k)], params, seed,
+                         rec.contains("class") ? rec["class"] : nlohmann::json());
         rec["file"] = fs::relative(paths[seed], o.outdir).string();
       }
       records.push_back(rec);
@@ -234,6 +227,11 @@ void run(Options& o) {
     manifest["net_sha256_full"] = net.file_sha256();
     if (guide) manifest["gnet_file"] = guide->path(), manifest["gnet_sha256_full"] = guide->file_sha256();
     if (nets.uncond) manifest["uncond_file"] = nets.uncond->path(), manifest["uncond_sha256_full"] = nets.uncond->file_sha256();
+    if (vae) {
+      manifest["vae_file"] = vae->path(), manifest["vae_sha256_full"] = vae->file_sha256();
+      manifest["vae_batch"] = o.vae_batch;
+      manifest["vae_decode_seconds"] = decode_seconds;
+    }
     manifest["images"] = records;
     manifest["seconds"] = secs;
     manifest["network_evaluations"] = {{"main", done.main_evals}, {"guide", done.guide_evals}};
@@ -248,6 +246,7 @@ void run(Options& o) {
     if (!o.outdir.empty()) std::cerr << "; wrote " << o.outdir;
     if (!o.grid.empty()) std::cerr << "; grid " << o.grid;
     if (!o.npy.empty()) std::cerr << "; npy " << o.npy;
+    if (vae) std::cerr << "; VAE decode " << decode_seconds << " s";
     std::cerr << "\n";
   }
 }
@@ -268,6 +267,9 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--interval-steps,--interval_steps", o.interval_steps, "Guide only on steps A..B (inclusive), e.g. 17,22");
   cmd->add_option("--sampler", o.sampler_name, "heun (EDM2's), euler or dpmpp2m")->capture_default_str();
   cmd->add_option("--dtype", o.dtype, "Network precision: auto (fp16 on CUDA, fp32 on CPU, as EDM2), fp32, fp16, bf16")->capture_default_str();
+  o.vae_opt = cmd->add_option("--vae", o.vae, "VAE decoder for latent models (.pt from scripts/export_vae.py)");
+  cmd->add_option("--vae-batch,--vae_batch", o.vae_batch, "Images per VAE decode call (EDM2's encoder batch)")->capture_default_str();
+  cmd->add_option("--vae-dtype,--vae_dtype", o.vae_dtype, "VAE precision: fp32 (EDM2's), bf16, fp16")->capture_default_str();
   cmd->add_option("--outdir", o.outdir, "Folder for the PNGs (EDM2 layout: 000016.png ...)");
   cmd->add_flag("--subdirs", o.subdirs, "One subfolder per 1000 seeds");
   cmd->add_option("--seeds", o.seeds, "Seeds, e.g. 0-63 or 1,2,5-10")->capture_default_str();

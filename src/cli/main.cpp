@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
   autoguide::cli::add_presets(app);
   autoguide::cli::add_ref(app);
   autoguide::cli::add_fid(app);
+  autoguide::cli::add_sweep(app);
+  autoguide::cli::add_compare(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

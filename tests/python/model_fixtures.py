@@ -45,6 +45,47 @@ def export_role(role, outdir):
     return net, path
 
 
+# EDM2's StabilityVAEEncoder constants and its float32 arithmetic (edm2.md section 3).
+VAE_RAW_MEAN, VAE_RAW_STD = [5.81, 3.25, 0.12, -2.15], [4.17, 4.62, 3.71, 3.28]
+VAE_SCALE = np.float32(0.5) / np.array(VAE_RAW_STD, dtype=np.float32)
+VAE_BIAS = np.float32(0) - np.array(VAE_RAW_MEAN, dtype=np.float32) * VAE_SCALE
+# SD's decoder with 4 levels (8x upsampling), a shortcut conv (64 -> 32) and 32-group norms, at few channels.
+VAE_SMALL = dict(block_out_channels=(32, 32, 64, 64), layers_per_block=1)
+
+
+def small_vae(seed=4, **overrides):
+    """A small SD VAE decoder with random weights whose outputs fall mostly inside [0, 1]."""
+    from autoguide_py.vae import VaeDecoder
+    torch.manual_seed(seed)
+    vae = VaeDecoder(**dict(VAE_SMALL, **overrides))
+    with torch.no_grad():  # the norms start at 1 and 0, which would leave their affine step untested
+        for name, p in vae.named_parameters():
+            if 'norm' in name and name.endswith('weight'):
+                p.uniform_(0.5, 1.5)
+            elif 'norm' in name:
+                p.normal_(0, 0.2)
+        vae.decoder.conv_out.bias.add_(0.5)
+    return vae.eval().requires_grad_(False)
+
+
+def latent_net(seed=5, label_dim=LABELS):
+    """A tiny EDM2 net on 4-channel 8x8 latents, with EDM2's VAE encoder metadata."""
+    net = random_net(label_dim, 16, seed, img_channels=4)
+    encoder = {'type': 'vae', 'vae_name': 'stabilityai/sd-vae-ft-mse',
+               'scale': [float(v) for v in VAE_SCALE], 'bias': [float(v) for v in VAE_BIAS]}
+    return net, {'encoder': encoder, 'source_file': 'latent-fixture'}
+
+
+def write_vae_fixtures(outdir):
+    from autoguide_py.vae import export_vae
+    vae = small_vae()
+    export_vae(vae, os.path.join(outdir, 'vae.pt'), {'source_file': 'vae-fixture'})
+    z = torch.randn([3, 4, 5, 6], generator=torch.Generator().manual_seed(9))  # not square: H and W stay apart
+    np.save(os.path.join(outdir, 'vae_z.npy'), z.numpy())
+    with torch.no_grad():
+        np.save(os.path.join(outdir, 'vae_out.npy'), vae(z).numpy())
+
+
 def write_cpp_fixtures(outdir):
     os.makedirs(outdir, exist_ok=True)
     gen = torch.Generator().manual_seed(123)
@@ -79,6 +120,7 @@ def write_cpp_fixtures(outdir):
         i = torch.arange(n, dtype=torch.float32)
         t = (smax ** (1 / rho) + i / (n - 1) * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
         np.save(os.path.join(outdir, f'schedule_{n}.npy'), torch.cat([t, torch.zeros(1)]).numpy())
+    write_vae_fixtures(outdir)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,56 @@
+// Guidance sweeps and comparisons: several settings (guide, weight, mode) sampled on one list of seeds, so
+// every setting starts from the same noise and classes and differs only in its guidance.
+#pragma once
+#include <torch/torch.h>
+
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "autoguide/generate.hpp"
+
+namespace autoguide {
+
+// Guidance weights: a list "1,1.5,2.1" (in the given order) or a range "START:STOP:STEP" from START up to
+// STOP inclusive (within rounding). Range values are rounded to the decimals written, so 1:2:0.1 gives the
+// very doubles that "1.1", "1.2", ... parse to. Throws UsageError naming `option` for garbage, an empty item,
+// a zero or negative step, STOP < START, a repeated weight, more than 1000 weights, or a weight
+// validate_weight refuses.
+std::vector<double> parse_weights(const std::string& text, const std::string& option = "--guidance");
+
+// "2.10": at least two decimals, more where the value needs them to read back as the same double ("1.125").
+std::string format_weight(double w);
+
+// One row: the nets and weights it samples with, and its label.
+struct Setting {
+  std::string label;
+  Nets nets;
+  double guidance = 1;
+  double alpha = std::nan("");  // the CFG + autoguidance mix (with nets.uncond); NaN = off
+
+  // `base` (seeds, classes, sampler, interval, batch) with this setting's guidance and alpha.
+  GenerateRequest request(const GenerateRequest& base) const;
+};
+
+// validate() for every setting, before any of them runs.
+void validate(const std::vector<Setting>& settings, const GenerateRequest& base);
+
+struct SettingRun {
+  GuidanceMode mode = GuidanceMode::None;
+  torch::Tensor preview;  // uint8 [K,C,H,W]: the first K seeds' images, for the setting's grid row
+  GenerateProgress done;
+  double seconds = 0;
+};
+
+// Network outputs [N,C,H,W] -> uint8 pixels [N,C',H',W'] on the CPU (decode_rgb, or a VAE).
+using DecodeFn = std::function<torch::Tensor(const torch::Tensor& samples)>;
+// Each finished batch with its decoded pixels (writing PNGs, feature statistics, ...).
+using PixelSink = std::function<void(const BatchResult& batch, const torch::Tensor& pixels)>;
+
+// Samples one setting on base's seeds; keeps the first `preview` images (in seed-list order).
+SettingRun run_setting(const Setting& setting, const GenerateRequest& base, const DecodeFn& decode,
+                       int64_t preview, const PixelSink& sink,
+                       const std::function<void(const GenerateProgress&)>& progress = nullptr);
+
+}  // namespace autoguide

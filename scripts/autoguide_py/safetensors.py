@@ -1,0 +1,104 @@
+"""Read .safetensors files without the safetensors package.
+
+The format is plain data by design: an 8-byte little-endian header length, a JSON header
+mapping each tensor name to {dtype, shape, data_offsets} (plus an optional string-to-string
+`__metadata__`), then the raw little-endian tensor bytes, offsets counted from the end of
+the header. Nothing here can run code, so the only work is checking that the header and the
+data agree before trusting either.
+"""
+
+import collections
+import json
+import os
+import struct
+import sys
+
+import torch
+
+from .safe_pickle import ExportError
+
+DTYPES = {'F32': torch.float32, 'F16': torch.float16, 'BF16': torch.bfloat16}
+_HEADER_LIMIT = 100 << 20  # no real header is anywhere near this; a bigger one is not a safetensors file
+
+
+def _header_length(head, size):
+    if len(head) < 9:
+        return None
+    (n,) = struct.unpack('<Q', head[:8])
+    if n < 2 or n > _HEADER_LIMIT or 8 + n > size or head[8:9] != b'{':
+        return None
+    return n
+
+
+def is_safetensors(path):
+    """True when the file starts like a safetensors file (a plausible header length, then '{')."""
+    try:
+        with open(path, 'rb') as f:
+            return _header_length(f.read(9), os.path.getsize(path)) is not None
+    except OSError:
+        return False
+
+
+def _entry(name, value, data_size):
+    if not isinstance(value, dict) or not {'dtype', 'shape', 'data_offsets'} <= value.keys():
+        raise ExportError(f'corrupt safetensors header: entry {name!r} lacks dtype, shape or data_offsets')
+    dtype, shape, offsets = value['dtype'], value['shape'], value['data_offsets']
+    if dtype not in DTYPES:
+        raise ExportError(f"tensor {name} has dtype {dtype!r}; only {', '.join(DTYPES)} are read")
+    if not (isinstance(shape, list) and all(type(v) is int and v >= 0 for v in shape)):
+        raise ExportError(f'corrupt safetensors header: tensor {name} has shape {shape!r}')
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(v) is int for v in offsets)
+            and 0 <= offsets[0] <= offsets[1] <= data_size):
+        raise ExportError(f'corrupt safetensors header: tensor {name} has data offsets {offsets!r} '
+                          f'outside the {data_size} data bytes (truncated download?)')
+    numel = 1
+    for v in shape:
+        numel *= v
+    itemsize = torch.empty(0, dtype=DTYPES[dtype]).element_size()
+    if offsets[1] - offsets[0] != numel * itemsize:
+        raise ExportError(f'corrupt safetensors header: tensor {name} of shape {shape} and dtype {dtype} '
+                          f'does not fill its {offsets[1] - offsets[0]} bytes')
+    return DTYPES[dtype], shape, offsets
+
+
+def load_safetensors(path, keep=None):
+    """name -> CPU tensor (its stored dtype), in header order; `keep(name)` may skip tensors unread.
+
+    Raises ExportError naming the problem for anything that is not a well-formed file.
+    """
+    name = os.path.basename(path)
+    if sys.byteorder != 'little':  # torch.frombuffer reads native order; the file is little-endian
+        raise ExportError('reading safetensors files needs a little-endian machine')
+    try:
+        size = os.path.getsize(path)
+        with open(path, 'rb') as f:
+            head = f.read(9)
+            n = _header_length(head, size)
+            if n is None:
+                raise ExportError(f'{name} is not a safetensors file (no valid header length and JSON header)')
+            f.seek(8)
+            try:
+                header = json.loads(f.read(n).decode('utf-8'))
+            except (UnicodeDecodeError, ValueError) as e:
+                raise ExportError(f'{name}: the safetensors header is not valid JSON ({e})') from None
+            if not isinstance(header, dict):
+                raise ExportError(f'{name}: the safetensors header is not a JSON object')
+            data_start, data_size = 8 + n, size - 8 - n
+            out = collections.OrderedDict()
+            for key, value in header.items():
+                if key == '__metadata__':
+                    continue
+                dtype, shape, (begin, end) = _entry(key, value, data_size)
+                if keep is not None and not keep(key):
+                    continue
+                buf = bytearray(end - begin)
+                f.seek(data_start + begin)
+                if f.readinto(buf) != len(buf):
+                    raise ExportError(f'{name} is truncated; download it again')
+                flat = torch.frombuffer(buf, dtype=dtype) if buf else torch.empty(0, dtype=dtype)
+                out[key] = flat.reshape(shape)
+    except ExportError as e:
+        raise ExportError(str(e) if str(e).startswith(name) else f'{name}: {e}') from None
+    except OSError as e:
+        raise ExportError(f'cannot read {path}: {e.strerror}') from None
+    return out
