@@ -5,6 +5,17 @@
 
 namespace autoguide {
 
+void set_sampling(GenerateRequest& req, const std::string& sampler, const std::string& interval_sigma,
+                  const std::string& interval_steps) {
+  req.sampler.kind = parse_sampler(sampler);
+  if (!interval_sigma.empty() && !interval_steps.empty())
+    throw UsageError("give either --interval-sigma or --interval-steps, not both");
+  if (!interval_sigma.empty()) req.interval = GuidanceInterval::parse_sigma(interval_sigma);
+  if (!interval_steps.empty()) req.interval = GuidanceInterval::parse_steps(interval_steps);
+  validate(req.sampler);
+  req.interval.validate(req.sampler.schedule.num_steps);
+}
+
 void validate(const GenerateRequest& req, const Nets& nets) {
   validate(req.sampler);
   validate_weight(req.guidance, "--guidance");

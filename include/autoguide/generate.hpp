@@ -42,6 +42,11 @@ struct Nets {
   const Denoiser* uncond = nullptr;
 };
 
+// Sets the sampler and the guidance interval from their option texts (--sampler, --interval-sigma,
+// --interval-steps; empty = not given) and checks them with req.sampler's schedule. Throws UsageError.
+void set_sampling(GenerateRequest& req, const std::string& sampler, const std::string& interval_sigma,
+                  const std::string& interval_steps);
+
 // Checks the request against the nets (class index, nets present and compatible); throws UsageError.
 void validate(const GenerateRequest& req, const Nets& nets);
 

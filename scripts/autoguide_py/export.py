@@ -369,6 +369,22 @@ def _mib(n):
     return f'{n / (1 << 20):.1f} MiB'
 
 
+def run_reporting_errors(body):
+    """(0, body()) on success; otherwise one `error:` line on stderr and (2 for bad input, 1 else, 130)."""
+    try:
+        return 0, body()
+    except ExportError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2, None
+    except KeyboardInterrupt:
+        print('error: interrupted', file=sys.stderr)
+        return 130, None
+    except Exception as e:  # anything unforeseen still ends as one line, exit status 1
+        text = str(e).strip().splitlines()[0] if str(e).strip() else ''
+        print(f'error: {type(e).__name__}: {text}', file=sys.stderr)
+        return 1, None
+
+
 def main(argv=None):
     parser = _Parser(
         prog='export_edm2.py',
@@ -392,7 +408,7 @@ def main(argv=None):
         if show:
             print(f'export: {text}', file=sys.stderr, flush=True)
 
-    try:
+    def convert():
         if os.path.abspath(args.input) == os.path.abspath(args.output):
             raise ExportError('the output path is the input file; choose another OUT.pt')
         progress(f'reading {args.input}')
@@ -402,17 +418,11 @@ def main(argv=None):
         if args.ema_std is not None:
             info['ema_std'] = args.ema_std
         progress('compiling TorchScript and writing' + (' (with verification)' if args.verify else ''))
-        meta = export_precond(net, args.output, info, verify=args.verify)
-    except ExportError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print('error: interrupted', file=sys.stderr)
-        return 130
-    except Exception as e:  # anything unforeseen still ends as one line, exit status 1
-        text = str(e).strip().splitlines()[0] if str(e).strip() else ''
-        print(f'error: {type(e).__name__}: {text}', file=sys.stderr)
-        return 1
+        return export_precond(net, args.output, info, verify=args.verify)
+
+    status, meta = run_reporting_errors(convert)
+    if status:
+        return status
 
     if not args.quiet:
         enc = meta['encoder']

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from .export import (EXPORTER, FORMAT_VERSION, METADATA_FILE, _describe, _mib, _Parser, _save_atomically,
-                     sha256_file)
+                     run_reporting_errors, sha256_file)
 from .safe_pickle import ExportError, load_torch_checkpoint
 from .safetensors import is_safetensors, load_safetensors
 
@@ -380,23 +380,18 @@ def main(argv=None):
     parser.add_argument('-q', '--quiet', action='store_true', help='print nothing on success')
     args = parser.parse_args(argv)
 
-    try:
+    def convert():
         if os.path.exists(args.input) and os.path.exists(args.output) \
                 and os.path.samefile(args.input, args.output):
             raise ExportError('the output path is the input file; choose another OUT.pt')
         vae, scheme = load_vae(args.input)
-        meta = export_vae(vae, args.output, {'source_file': os.path.basename(args.input),
-                                              'source_sha256': sha256_file(args.input)}, verify=args.verify)
-    except ExportError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print('error: interrupted', file=sys.stderr)
-        return 130
-    except Exception as e:  # anything unforeseen still ends as one line, exit status 1
-        text = str(e).strip().splitlines()[0] if str(e).strip() else ''
-        print(f'error: {type(e).__name__}: {text}', file=sys.stderr)
-        return 1
+        return scheme, export_vae(vae, args.output, {'source_file': os.path.basename(args.input),
+                                                     'source_sha256': sha256_file(args.input)}, verify=args.verify)
+
+    status, result = run_reporting_errors(convert)
+    if status:
+        return status
+    scheme, meta = result
     if not args.quiet:
         print(f"exported {os.path.basename(args.input)} ({scheme} names) -> {args.output}: "
               f"{_mib(os.path.getsize(args.output))}, {meta['param_count']:,} parameters, "

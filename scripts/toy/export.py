@@ -7,13 +7,13 @@ The toy points are 2-vectors; autoguide samples images, so a point travels as a 
 import hashlib
 import json
 import os
-import tempfile
+import sys
 
 import torch
 
-FORMAT_VERSION = 1
-EXPORTER = 'autoguide 0.1.0'
-METADATA_FILE = 'autoguide.json'
+# The model-file conventions (metadata name, format version, atomic saving) are the EDM2 exporter's.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from autoguide_py.export import EXPORTER, FORMAT_VERSION, METADATA_FILE, _save_atomically, sha256_file  # noqa: E402,F401
 
 
 def weights_sha256(net):
@@ -53,24 +53,6 @@ def export(net, path, training):
     net = net.to(torch.float32).eval().requires_grad_(False)
     scripted = torch.jit.script(net)
     meta = json.dumps(metadata(net, training), indent=1, sort_keys=True)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
-    os.close(fd)
-    try:
-        torch.jit.save(scripted, tmp, _extra_files={METADATA_FILE: meta})
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a model file is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    _save_atomically(scripted, path, {METADATA_FILE: meta})
 
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()

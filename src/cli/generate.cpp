@@ -89,15 +89,9 @@ void run(Options& o) {
   req.class_idx = o.class_idx;
   req.max_batch = o.batch;
   req.sampler = o.sampler;
-  req.sampler.kind = parse_sampler(o.sampler_name);
+  set_sampling(req, o.sampler_name, o.interval_sigma, o.interval_steps);
   req.guidance = o.guidance;
   req.alpha = o.alpha;
-  if (!o.interval_sigma.empty() && !o.interval_steps.empty())
-    throw UsageError("give either --interval-sigma or --interval-steps, not both");
-  if (!o.interval_sigma.empty()) req.interval = GuidanceInterval::parse_sigma(o.interval_sigma);
-  if (!o.interval_steps.empty()) req.interval = GuidanceInterval::parse_steps(o.interval_steps);
-  validate(req.sampler);
-  req.interval.validate(req.sampler.schedule.num_steps);
   validate_weight(req.guidance, "--guidance");
   if (!std::isnan(req.alpha) && o.uncond.empty())
     throw UsageError("--alpha mixes CFG into autoguidance and needs an unconditional net: add --uncond U.pt");

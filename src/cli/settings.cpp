@@ -65,13 +65,7 @@ GenerateRequest base_request(const SamplingOptions& o) {
   req.class_idx = o.class_idx;
   req.max_batch = o.batch;
   req.sampler = o.sampler;
-  req.sampler.kind = parse_sampler(o.sampler_name);
-  if (!o.interval_sigma.empty() && !o.interval_steps.empty())
-    throw UsageError("give either --interval-sigma or --interval-steps, not both");
-  if (!o.interval_sigma.empty()) req.interval = GuidanceInterval::parse_sigma(o.interval_sigma);
-  if (!o.interval_steps.empty()) req.interval = GuidanceInterval::parse_steps(o.interval_steps);
-  validate(req.sampler);
-  req.interval.validate(req.sampler.schedule.num_steps);
+  set_sampling(req, o.sampler_name, o.interval_sigma, o.interval_steps);
   if (req.max_batch < 1) throw UsageError("--batch must be at least 1");
   return req;
 }

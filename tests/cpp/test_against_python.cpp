@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "autoguide/error.hpp"
+#include "fixtures.hpp"
 #include "autoguide/guidance.hpp"
 #include "autoguide/model.hpp"
 #include "autoguide/npy.hpp"
@@ -16,11 +17,6 @@ using namespace autoguide;
 
 namespace {
 
-std::string fixture(const std::string& name) {
-  const char* dir = std::getenv("AUTOGUIDE_FIXTURES");
-  if (!dir) throw std::runtime_error("AUTOGUIDE_FIXTURES is not set; run the tests through ctest");
-  return std::string(dir) + "/" + name;
-}
 
 double max_relative_error(const torch::Tensor& a, const torch::Tensor& b) {
   return ((a - b).abs().max() / b.abs().max()).item<double>();

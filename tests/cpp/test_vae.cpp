@@ -6,17 +6,13 @@
 
 #include "autoguide/decoder.hpp"
 #include "autoguide/error.hpp"
+#include "fixtures.hpp"
 #include "autoguide/npy.hpp"
 
 using namespace autoguide;
 
 namespace {
 
-std::string fixture(const std::string& name) {
-  const char* dir = std::getenv("AUTOGUIDE_FIXTURES");
-  if (!dir) throw std::runtime_error("AUTOGUIDE_FIXTURES is not set; run the tests through ctest");
-  return std::string(dir) + "/" + name;
-}
 
 // EDM2's StabilityVAEEncoder scale and bias, as float32 (edm2.md section 3).
 const std::vector<float> kScale = {0.11990407f, 0.10822511f, 0.13477089f, 0.15243903f};

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from cli import BIN, autoguide, ok, requires_bin  # noqa: F401
+
 import edm_sampler_ref as ref
 import model_fixtures
 
-BIN = os.environ.get('AUTOGUIDE_BIN', str(Path(__file__).resolve().parents[2] / 'build' / 'autoguide'))
-pytestmark = pytest.mark.skipif(not os.path.exists(BIN), reason='build/autoguide not built (scripts/build.sh)')
+pytestmark = requires_bin
 
 
 @pytest.fixture(scope='session')
@@ -23,10 +24,6 @@ def nets(tmp_path_factory):
     d = tmp_path_factory.mktemp('nets')
     torch.set_num_threads(1)
     return {role: model_fixtures.export_role(role, str(d))[1] for role in ('main', 'guide', 'uncond')}
-
-
-def autoguide(*args):
-    return subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
 def load(path):

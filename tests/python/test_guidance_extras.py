@@ -125,8 +125,19 @@ BAD = {
 }
 
 
+def cpu_runs_fp16():
+    # LibTorch 1.13 (Debian) has no CPU fp16 convolution; 2.x has. The CLI refuses exactly what cannot run.
+    try:
+        torch.nn.functional.conv2d(torch.ones(1, 8, 4, 4, dtype=torch.half), torch.ones(8, 8, 3, 3, dtype=torch.half))
+        return True
+    except RuntimeError:
+        return False
+
+
 @pytest.mark.parametrize('case', BAD)
 def test_bad_input(case, nets, tmp_path):
+    if case == 'fp16 on cpu' and cpu_runs_fp16():
+        pytest.skip('this LibTorch runs fp16 on the CPU')
     args, needle = BAD[case]
     args = [a.format(**nets) for a in args]
     out = tmp_path / 'x.npy'

@@ -13,22 +13,13 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+
+from cli import BIN, autoguide, ok, requires_bin  # noqa: F401
 from PIL import Image
 
-BIN = os.environ.get('AUTOGUIDE_BIN', str(Path(__file__).resolve().parents[2] / 'build' / 'autoguide'))
-pytestmark = pytest.mark.skipif(not os.path.exists(BIN), reason='build/autoguide not built (scripts/build.sh)')
+pytestmark = requires_bin
 
 FD_RTOL = 1e-6
-
-
-def autoguide(*args):
-    return subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, timeout=120)
-
-
-def ok(*args):
-    r = autoguide(*args)
-    assert r.returncode == 0, r.stderr
-    return r
 
 
 def fid_json(*args):

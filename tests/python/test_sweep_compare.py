@@ -13,28 +13,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from cli import BIN, autoguide, ok, requires_bin  # noqa: F401
 from PIL import Image
 
 import model_fixtures
 
-BIN = os.environ.get('AUTOGUIDE_BIN', str(Path(__file__).resolve().parents[2] / 'build' / 'autoguide'))
-pytestmark = pytest.mark.skipif(not os.path.exists(BIN), reason='build/autoguide not built (scripts/build.sh)')
+pytestmark = requires_bin
 
 RES = model_fixtures.RES
 # Few steps keep every run well under a second; the batch is the same everywhere so that the comparisons
 # with generate are exact.
 FAST = ['--steps', 4, '--batch', 2, '--device', 'cpu', '--threads', 1]
 FD_RTOL = 1e-9
-
-
-def autoguide(*args):
-    return subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, timeout=120)
-
-
-def ok(*args):
-    r = autoguide(*args)
-    assert r.returncode == 0, r.stderr
-    return r
 
 
 def bad(*args, message):
