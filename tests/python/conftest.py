@@ -56,3 +56,12 @@ def out_dir(tmp_path):
     d = tmp_path / 'out'
     d.mkdir()
     return d
+
+
+@pytest.fixture(scope='session')
+def nets(tmp_path_factory):
+    """The tiny main (conditional), guide (conditional, smaller) and uncond nets, exported once per session."""
+    import model_fixtures
+    d = tmp_path_factory.mktemp('nets')
+    torch.set_num_threads(1)
+    return {role: model_fixtures.export_role(role, str(d))[1] for role in ('main', 'guide', 'uncond')}

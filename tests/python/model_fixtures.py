@@ -86,6 +86,14 @@ def write_vae_fixtures(outdir):
         np.save(os.path.join(outdir, 'vae_out.npy'), vae(z).numpy())
 
 
+def load_exported(path, device='cpu'):
+    """An exported model file as the C++ loader runs it: graph optimizer off (eager numerics), prepared."""
+    torch._C._set_graph_executor_optimize(False)
+    net = torch.jit.load(path, map_location=device)
+    net.prepare()
+    return net
+
+
 def write_cpp_fixtures(outdir):
     os.makedirs(outdir, exist_ok=True)
     gen = torch.Generator().manual_seed(123)

@@ -19,19 +19,7 @@ import model_fixtures
 pytestmark = requires_bin
 
 
-@pytest.fixture(scope='session')
-def nets(tmp_path_factory):
-    d = tmp_path_factory.mktemp('nets')
-    torch.set_num_threads(1)
-    return {role: model_fixtures.export_role(role, str(d))[1] for role in ('main', 'guide', 'uncond')}
-
-
-def load(path):
-    # Eager-equivalent numerics and no profiling recompiles, as the C++ loader runs TorchScript.
-    torch._C._set_graph_executor_optimize(False)
-    net = torch.jit.load(path, map_location='cpu')
-    net.prepare()
-    return net
+load = model_fixtures.load_exported
 
 
 def png_text(path):

@@ -17,18 +17,7 @@ SEEDS = [4, 0, 9]
 STEPS = 10
 
 
-@pytest.fixture(scope='module')
-def nets(tmp_path_factory):
-    d = tmp_path_factory.mktemp('nets')
-    torch.set_num_threads(1)
-    return {role: model_fixtures.export_role(role, str(d))[1] for role in ('main', 'guide', 'uncond')}
-
-
-def load(path):
-    torch._C._set_graph_executor_optimize(False)
-    net = torch.jit.load(path, map_location='cpu')
-    net.prepare()
-    return net
+load = model_fixtures.load_exported
 
 
 def cli(nets, tmp_path, *args, name='x'):

@@ -68,13 +68,6 @@ class IntLinear(torch.nn.Module):
 
 
 @pytest.fixture(scope='session')
-def nets(tmp_path_factory):
-    d = tmp_path_factory.mktemp('nets')
-    torch.set_num_threads(1)
-    return {role: model_fixtures.export_role(role, str(d))[1] for role in ('main', 'guide', 'uncond')}
-
-
-@pytest.fixture(scope='session')
 def metric(tmp_path_factory):
     """A detector and reference statistics of random images. Three features, so that the few samples of a test
     give full-rank covariances: with rank-deficient ones the square-root term amplifies rounding noise."""
