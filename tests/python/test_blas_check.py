@@ -1,11 +1,10 @@
 """The BLAS check warns exactly when the netlib reference BLAS is the one loaded."""
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
-BIN = os.environ.get('AUTOGUIDE_BIN', str(Path(__file__).resolve().parents[2] / 'build' / 'autoguide'))
+from cli import BIN  # noqa: E402
 NETLIB = '/usr/lib/x86_64-linux-gnu/blas/libblas.so.3'
 OPENBLAS = '/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3'
 

@@ -2,7 +2,6 @@
 generators as PyTorch's Python API draws them, and the UNet in fp16 as EDM2 runs it on CUDA."""
 import os
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import torch
 import edm_sampler_ref as ref
 import model_fixtures
 
-BIN = os.environ.get('AUTOGUIDE_BIN', str(Path(__file__).resolve().parents[2] / 'build' / 'autoguide'))
+from cli import BIN  # noqa: E402
 pytestmark = pytest.mark.skipif(not (torch.cuda.is_available() and os.path.exists(BIN)),
                                 reason='needs a CUDA device and build/autoguide')
 

@@ -205,3 +205,14 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, nets, bad_files, tmp
     assert len(lines) == 1 and lines[0].startswith('autoguide: error: '), r.stderr
     assert needle in lines[0], lines[0]
     assert not out.exists() and not (tmp_path / 'x.npy').exists()
+
+
+def test_presets_name_missing_files_and_unknown_names(tmp_path):
+    r = autoguide('generate', '--preset', 'edm2-img64-s-autog-fid', '--models', tmp_path, '--seeds', '0',
+                  '--outdir', tmp_path / 'out')
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1
+    assert 'edm2-img64-s-1073741-0.045.pt' in lines[0] and 'edm2-img64-xs-0134217-0.110.pt' in lines[0]
+    assert 'export_edm2.py' in lines[0] and not (tmp_path / 'out').exists()
+    r = autoguide('generate', '--preset', 'edm2-img64-s-autog', '--seeds', '0', '--outdir', tmp_path / 'out')
+    assert r.returncode == 2 and 'unknown preset' in r.stderr and 'edm2-img64-s-autog-fid' in r.stderr

@@ -165,8 +165,9 @@ def test_malicious_fixtures_do_run_under_plain_pickle(tmp_path, name):
     marker = tmp_path / 'marker'
     path = tmp_path / f'{name}.pkl'
     path.write_bytes(writer.malicious_pickles(str(marker))[name])
-    # safe: the stock unpickler runs in a throwaway process on our own test payload, to prove it is harmful
-    subprocess.run([sys.executable, '-c', f'import pickle; pickle.load(open({str(path)!r}, "rb"))'],
+    # The stock unpickler runs in a throwaway process on our own test payload, to prove it is harmful.
+    stock_load = f'import pickle; pickle.load(open({str(path)!r}, "rb"))'  # safe: deliberate, see above
+    subprocess.run([sys.executable, '-c', stock_load],
                    cwd=tmp_path, capture_output=True, timeout=60)
     assert marker.exists()
 

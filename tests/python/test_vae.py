@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from cli import autoguide, requires_bin
 from PIL import Image
 
 import model_fixtures
@@ -21,15 +23,10 @@ from autoguide_py import vae as V
 from autoguide_py.export import export_precond, read_metadata
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = os.environ.get('AUTOGUIDE_BIN', str(ROOT / 'build' / 'autoguide'))
 EXPORT_VAE = ROOT / 'scripts' / 'export_vae.py'
 GET_EDM2 = ROOT / 'scripts' / 'get_edm2.sh'
 EDM2_MD = ROOT.parent / 'shared' / 'reference' / 'edm2.md'
-needs_bin = pytest.mark.skipif(not os.path.exists(BIN), reason='build/autoguide not built (scripts/build.sh)')
-
-
-def autoguide(*args, env=None):
-    return subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
+needs_bin = requires_bin
 
 
 def export_cli(*args):
