@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# The main job: install what is missing, build, and sample the embedded demo models.
+# The main job: install what is missing, build the CLI, and compare no guidance, CFG and autoguidance on
+# the embedded demo models (models/demo: EDM2 networks trained on Fashion-MNIST by scripts/train_demo.py).
+# Writes out/demo/compare.png (one labelled row per mode, 8 seeds) and prints the FD of each row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-scripts/build.sh
-if [ ! -f models/demo/main.pt ]; then
-  echo "demo models not yet available: models/demo/ is empty until the demo-training issue lands." >&2
-  echo "Meanwhile convert an EDM2 pickle with scripts/export_edm2.py and run build/autoguide generate (see README)." >&2
-  exit 0
-fi
+scripts/build.sh --cli
+# The weights of the presets in configs/demo.json: the best FD of each mode in docs/experiments.md.
+PY=$(scripts/find_python.sh)
+read -r AG CFG < <("$PY" -c 'import json, sys; p = json.load(open(sys.argv[1]))["presets"]
+print(p["demo-fmnist-autog"]["guidance"], p["demo-fmnist-cfg"]["guidance"])' configs/demo.json)
+NUM=${DEMO_NUM:-256}
 mkdir -p out/demo
-build/autoguide generate --net models/demo/main.pt --gnet models/demo/guide.pt --guidance 2 \
-  --seeds 0-7 --grid out/demo/autoguidance.png --overwrite
-echo "out/demo/autoguidance.png"
+echo "sampling ${NUM} images per row (no guidance, CFG w=${CFG}, autoguidance w=${AG}) for the FD; grid shows seeds 0-7" >&2
+build/autoguide compare --net models/demo/main.pt --gnet models/demo/guide.pt --ag "$AG" \
+  --uncond models/demo/uncond.pt --cfg "$CFG" --num "$NUM" --grid-cols 8 \
+  --detector models/demo/detector.pt --ref models/demo/fmnist-train-stats.npz \
+  --out out/demo/compare.png --overwrite
+echo "out/demo/compare.png"

@@ -13,7 +13,8 @@ torch::jit::setGraphExecutorOptimize(false).)
 One deliberate difference: EDM2 normalises every weight on every call. Here `prepare()`
 does it once and keeps the result in `w_eff` (a plain tensor attribute, so it is not part
 of the state dict and not saved with the weights). Call `prepare()` after loading the model
-and after moving it to its device; forward refuses to run until then.
+and after moving it to its device; forward refuses to run until then. Training (train mode,
+autoguide_py.training) calls it before every step, and then the gradient flows through it.
 """
 
 import math
@@ -126,7 +127,13 @@ class MPConv(torch.nn.Module):
         self.w_eff = torch.empty(0)
 
     def prepare(self, gain: Optional[Tensor], dtype: torch.dtype) -> None:
-        w = self.weight.detach().to(torch.float32)
+        # In training mode the effective weight stays differentiable, so training calls
+        # prepare() before every forward pass, as EDM2 normalises on every call.
+        w = self.weight.to(torch.float32)
+        if not self.training:
+            w = w.detach()
+            if gain is not None:
+                gain = gain.detach()
         w = normalize(w, [d for d in range(1, w.dim())])
         fan_in = w[0].numel()
         # EDM2's default gain is the Python number 1, so 1/sqrt(n) is a float64 scalar; the
@@ -135,7 +142,7 @@ class MPConv(torch.nn.Module):
         if gain is None:
             w = w * (1 / math.sqrt(fan_in))
         else:
-            w = w * (gain.detach() / math.sqrt(fan_in))
+            w = w * (gain / math.sqrt(fan_in))
         self.w_eff = w.to(dtype)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -158,7 +165,7 @@ class Block(torch.nn.Module):
                  resample_filter: List[float] = [1, 1],
                  attention: bool = False,
                  channels_per_head: int = 64,
-                 dropout: float = 0,                 # training only; recorded, unused here
+                 dropout: float = 0,                 # training only
                  res_balance: float = 0.3,           # share of the residual branch
                  attn_balance: float = 0.3,          # share of the attention branch
                  clip_act: Optional[float] = 256,    # None = no clipping
@@ -228,6 +235,8 @@ class Block(torch.nn.Module):
         y = self.conv_res0(mp_silu(x))
         c = self.emb_linear(emb) + 1
         y = mp_silu(y * c.unsqueeze(2).unsqueeze(3).to(y.dtype))
+        if self.training and self.dropout != 0:
+            y = torch.nn.functional.dropout(y, p=self.dropout)
         y = self.conv_res1(y)
 
         # Connect the branches.

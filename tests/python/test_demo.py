@@ -1,0 +1,113 @@
+"""The embedded demo models (models/demo, scripts/train_demo.py): they load, have the documented sizes and
+hashes, produce images through the CLI, and the detector classifies the Fashion-MNIST test set."""
+
+import hashlib
+import json
+import re
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from cli import autoguide, ok, requires_bin
+from conftest import ROOT
+
+from autoguide_py import fmnist
+
+DEMO = ROOT / 'models' / 'demo'
+README = DEMO / 'README.md'
+NETS = ['main', 'guide', 'uncond']
+pytestmark = pytest.mark.skipif(not (DEMO / 'main.pt').exists(), reason='models/demo not trained')
+
+
+def metadata(path):
+    with zipfile.ZipFile(path) as z:
+        name = next(n for n in z.namelist() if n.endswith('extra/autoguide.json'))
+        return json.loads(z.read(name))
+
+
+def readme_table():
+    """The README's table rows: | file | parameters | bytes | sha256 |."""
+    rows = {}
+    for line in README.read_text().splitlines():
+        m = re.match(r'\|\s*`([\w.-]+)`\s*\|\s*([\d,]+)\s*\|\s*([\d,]+)\s*\|\s*`([0-9a-f]{64})`', line)
+        if m:
+            rows[m.group(1)] = (int(m.group(2).replace(',', '')), int(m.group(3).replace(',', '')), m.group(4))
+    return rows
+
+
+def test_files_match_the_readme_and_fit_the_budget():
+    rows = readme_table()
+    files = [f'{n}.pt' for n in NETS] + ['detector.pt', 'fmnist-train-stats.npz']
+    total = 0
+    for name in files:
+        path = DEMO / name
+        data = path.read_bytes()
+        total += len(data)
+        params, size, digest = rows[name]
+        assert size == len(data), name
+        assert hashlib.sha256(data).hexdigest() == digest, name
+        if name in ('main.pt', 'guide.pt', 'uncond.pt'):
+            assert metadata(path)['param_count'] == params, name
+    assert total <= 30 * 2 ** 20
+
+
+def test_roles_have_the_paper_relations():
+    meta = {n: metadata(DEMO / f'{n}.pt') for n in NETS}
+    assert meta['main']['label_dim'] == meta['guide']['label_dim'] == 10 and meta['uncond']['label_dim'] == 0
+    for m in meta.values():
+        assert (m['img_resolution'], m['img_channels']) == (32, 1)
+    # The guide is smaller and trained for 1/8 of the main network's images.
+    assert meta['guide']['param_count'] < meta['main']['param_count'] / 3
+    assert meta['guide']['training_kimg'] * 8 == pytest.approx(meta['main']['training_kimg'], abs=8)
+
+
+@requires_bin
+@pytest.mark.parametrize('preset', ['demo-fmnist', 'demo-fmnist-autog', 'demo-fmnist-cfg'])
+def test_presets_make_images(tmp_path, preset):
+    ok('generate', '--preset', preset, '--models', ROOT / 'models', '--seeds', '0-3', '--steps', '8',
+       '--outdir', tmp_path, '--npy', tmp_path / 'x.npy', '-q', cwd=ROOT)
+    x = np.load(tmp_path / 'x.npy')
+    assert x.shape == (4, 1, 32, 32) and np.isfinite(x).all()
+    # Images, not noise or a constant: background near -1 at the borders, something brighter inside.
+    assert x[:, :, :2, :].mean() < -0.8 and x[:, :, 8:24, 8:24].max(axis=(1, 2, 3)).min() > 0
+    assert sorted(p.name for p in tmp_path.glob('*.png')) == [f'00000{i}.png' for i in range(4)]
+
+
+@pytest.fixture(scope='module')
+def detector():
+    torch._C._set_graph_executor_optimize(False)
+    return torch.jit.load(str(DEMO / 'detector.pt')).eval()
+
+
+def test_detector_accuracy_on_the_test_set(detector):
+    images, labels = fmnist.load('test')
+    with torch.no_grad():
+        pred = torch.cat([detector.classify(images[i:i + 1000]) for i in range(0, len(images), 1000)])
+    accuracy = float((pred == labels).float().mean())
+    assert accuracy >= 0.85
+    assert f'{accuracy * 100:.2f}%' in README.read_text()
+
+
+def test_reference_statistics_are_those_of_the_training_set(detector):
+    stats = np.load(DEMO / 'fmnist-train-stats.npz')
+    images, _ = fmnist.load('train')
+    with torch.no_grad():
+        feats = torch.cat([detector(images[i:i + 2000]) for i in range(0, 20000, 2000)]).double().numpy()
+    assert stats['mu'].shape == (feats.shape[1],) and stats['sigma'].shape == (feats.shape[1],) * 2
+    # A third of the set estimates the mean to well within the features' spread.
+    assert np.abs(feats.mean(0) - stats['mu']).max() < 0.05 * feats.std(0).max()
+
+
+@requires_bin
+def test_fd_of_test_images_is_small_and_of_noise_large(tmp_path, detector):
+    images, _ = fmnist.load('test')
+    np.save(tmp_path / 'test.npy', images[:2000].numpy())
+    noise = np.random.default_rng(0).integers(0, 256, (500, 1, 32, 32), dtype=np.uint8)
+    np.save(tmp_path / 'noise.npy', noise)
+    fds = {}
+    for name in ('test', 'noise'):
+        r = ok('fid', '--detector', DEMO / 'detector.pt', '--images', tmp_path / f'{name}.npy',
+               '--ref', DEMO / 'fmnist-train-stats.npz', '--json')
+        fds[name] = json.loads(r.stdout)['fd']
+    assert fds['test'] < 0.05 * fds['noise']
