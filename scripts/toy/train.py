@@ -28,8 +28,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import export  # noqa: E402
+from autoguide_py.phema import PowerFunctionEMA  # noqa: E402
 import fractal  # noqa: E402
-from ema import PowerFunctionEMA  # noqa: E402
 from model import ToyDenoiser  # noqa: E402
 
 COMMON = dict(batch_size=4096, lr_ref=1e-2, lr_iter=512, P_mean=-2.3, P_std=1.5, ema_std=0.010,
@@ -81,7 +81,7 @@ def train(role, pool, log=print, **overrides):
     cfg.update(overrides)
     torch.manual_seed(cfg['seed'])
     net = ToyDenoiser(cfg['hidden_dim'], cfg['num_layers'], cfg['label_dim'], cfg['sigma_data']).train()
-    ema = PowerFunctionEMA(net, cfg['ema_std'])
+    ema = PowerFunctionEMA(net, [cfg['ema_std']])
     opt = torch.optim.Adam(net.parameters(), betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(cfg['seed'] + 1)
     # One class alone, or both with labels: each point's own class score. Both without labels: s_AB.
@@ -110,7 +110,7 @@ def train(role, pool, log=print, **overrides):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        ema.update(net, it + 1)
+        ema.update(net, nimg=it + 1, batch_size=1)  # counted in iterations
         if (it + 1) % 256 == 0 or it + 1 == cfg['iterations']:
             log(f'  {role} iter {it + 1}/{cfg["iterations"]} loss {loss.item():.4f} lr {lr:.2e} '
                 f'{time.time() - start:.0f} s')
@@ -118,7 +118,7 @@ def train(role, pool, log=print, **overrides):
     cfg['pool_size'] = len(pool['x'])
     cfg['pool_points_used'] = n_pool
     cfg['pool_seed'] = POOL_SEED
-    return ema.net, cfg
+    return ema.nets[0], cfg
 
 
 def main(argv=None):
