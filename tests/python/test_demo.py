@@ -30,9 +30,10 @@ def readme_table():
     """The README's table rows: | file | parameters | bytes | sha256 |."""
     rows = {}
     for line in README.read_text().splitlines():
-        m = re.match(r'\|\s*`([\w.-]+)`\s*\|\s*([\d,]+)\s*\|\s*([\d,]+)\s*\|\s*`([0-9a-f]{64})`', line)
+        m = re.match(r'\|\s*`([\w.-]+)`\s*\|\s*([\d,]+|–)\s*\|\s*([\d,]+)\s*\|\s*`([0-9a-f]{64})`', line)
         if m:
-            rows[m.group(1)] = (int(m.group(2).replace(',', '')), int(m.group(3).replace(',', '')), m.group(4))
+            params = None if m.group(2) == '–' else int(m.group(2).replace(',', ''))
+            rows[m.group(1)] = (params, int(m.group(3).replace(',', '')), m.group(4))
     return rows
 
 
@@ -49,6 +50,8 @@ def test_files_match_the_readme_and_fit_the_budget():
         assert hashlib.sha256(data).hexdigest() == digest, name
         if name in ('main.pt', 'guide.pt', 'uncond.pt'):
             assert metadata(path)['param_count'] == params, name
+        elif name == 'detector.pt':
+            assert sum(p.numel() for p in torch.jit.load(str(path)).parameters()) == params
     assert total <= 30 * 2 ** 20
 
 
