@@ -59,8 +59,9 @@ def train(net, images, labels, *, total_img, batch_size, ref_lr, ref_batches, ra
 
     snapshot_fn(nimg, std, ema_net) is called every snapshot_img images and at the end."""
     gen = torch.Generator().manual_seed(seed)
-    net.train()
+    net.eval().prepare()  # no autograd graph in the prepared weights, so the EMA copies can be made
     ema = PowerFunctionEMA(net, ema_stds)
+    net.train()
     opt = torch.optim.Adam(net.parameters(), lr=ref_lr, betas=(0.9, 0.99), eps=1e-8)
     nimg = 0
     start = time.time()
