@@ -1,7 +1,7 @@
 // Network outputs -> uint8 pixels: EDM2's StandardRGBEncoder, or its StabilityVAEEncoder through a VAE decoder.
 #pragma once
 #include <torch/script.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <nlohmann/json.hpp>
 #include <string>

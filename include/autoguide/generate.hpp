@@ -1,6 +1,6 @@
 // The generation pipeline shared by the subcommands: seeds -> noise + labels -> guided sampling, batch by batch.
 #pragma once
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cmath>
 #include <functional>

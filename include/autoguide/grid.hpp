@@ -1,6 +1,6 @@
 // Many images as one picture.
 #pragma once
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <string>
 #include <vector>

@@ -3,7 +3,7 @@
 //   its App. B.2 (CFG + autoguidance):  D_w = D_m + (w_u - 1)(D_m - D_u) + (w_c - 1)(D_m - D_c),
 //                                       w_u = (1 - alpha)(w - 1) + 1,  w_c = alpha (w - 1) + 1
 #pragma once
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cmath>
 #include <string>

@@ -1,7 +1,7 @@
 // What every sampling command writes per image, so that generate, sweep and compare files look alike:
 // EDM2's file names and the parameters each PNG carries.
 #pragma once
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <nlohmann/json.hpp>
 #include <string>

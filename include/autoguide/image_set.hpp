@@ -1,6 +1,6 @@
 // The images a metric is computed on, read in batches so that large sets need not fit in memory.
 #pragma once
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <array>
 #include <string>

@@ -1,7 +1,7 @@
 // Distribution metrics in a detector's feature space: feature statistics, Fréchet distance (FID when the
 // detector is Inception-v3, FD_DINOv2 with DINOv2), and improved precision/recall.
 #pragma once
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <string>
 

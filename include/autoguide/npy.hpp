@@ -1,6 +1,6 @@
 // NumPy .npy files (format 1.0) for raw float32 samples and test fixtures.
 #pragma once
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <string>
 #include <vector>

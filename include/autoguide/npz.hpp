@@ -1,7 +1,7 @@
 // NumPy .npz archives: a ZIP of .npy members, stored without compression (what numpy.savez writes),
 // so numpy.load(path) reads ours and we read numpy's.
 #pragma once
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <map>
 #include <string>

@@ -1,6 +1,6 @@
 // Line charts drawn straight into pixels (no plotting library), e.g. FD against the guidance weight.
 #pragma once
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <string>
 #include <vector>

@@ -1,6 +1,6 @@
 // PNG files that carry their own parameters (a tEXt chunk), written atomically.
 #pragma once
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <array>
 #include <string>

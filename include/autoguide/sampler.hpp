@@ -1,7 +1,7 @@
 // Samplers on the EDM (Karras) schedule: EDM's 2nd-order Heun with optional churn (Karras et al. 2022,
 // Algorithm 2) as EDM2 runs it, 1st-order Euler, and DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2).
 #pragma once
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <functional>
 #include <limits>

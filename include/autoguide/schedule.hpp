@@ -1,6 +1,6 @@
 // The EDM time-step discretization (Karras et al. 2022, Eq. 5) and where along it guidance applies.
 #pragma once
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <string>
 

@@ -1,6 +1,6 @@
 // Seed lists and per-seed random streams, drawn in EDM2's order: noise, then class, then churn noise.
 #pragma once
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <string>

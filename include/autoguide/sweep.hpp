@@ -1,7 +1,7 @@
 // Guidance sweeps and comparisons: several settings (guide, weight, mode) sampled on one list of seeds, so
 // every setting starts from the same noise and classes and differs only in its guidance.
 #pragma once
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cmath>
 #include <functional>

@@ -1,7 +1,7 @@
 // Text drawn into uint8 images with no font file: stb_easy_font's built-in ASCII glyphs (7-pixel capitals,
 // 2-pixel descenders), rasterised from its axis-aligned quads and scaled by a whole factor.
 #pragma once
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <array>
 #include <cstdint>

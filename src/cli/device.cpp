@@ -1,6 +1,7 @@
 #include "device.hpp"
 
 #include <ATen/Parallel.h>
+#include <torch/cuda.h>
 
 #include <thread>
 

@@ -1,7 +1,7 @@
 // --device and --threads, shared by the subcommands that run networks.
 #pragma once
 #include <CLI/CLI.hpp>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <string>
 

@@ -1,7 +1,7 @@
 // Shared by `ref` and `fid`: run a detector over an image set with progress, into statistics and (optionally)
 // the raw features.
 #pragma once
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <array>
 #include <string>

@@ -2,7 +2,7 @@
 // distance measured while sampling, and a list of settings run into the rows of one labelled grid.
 #pragma once
 #include <CLI/CLI.hpp>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <map>
 #include <optional>
