@@ -11,6 +11,7 @@ The reference comes from a local copy of NVlabs/edm2 (--edm2 DIR) that is never 
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ import torch  # noqa: E402
 
 from autoguide_py import edm2, safe_pickle  # noqa: E402
 from autoguide_py.edm2_pickle import write_edm2_pickle  # noqa: E402
+from autoguide_py.flops import count_flops  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,6 +37,9 @@ def parse_seeds(text):
         a, _, b = part.partition('-')
         out.extend(range(int(a), int(b or a) + 1))
     return out
+
+
+ROLES = (('main', 's'), ('guide', 'xs'))  # EDM2-S main, XS guide
 
 
 def random_net(size, res, channels, label_dim, seed):
@@ -51,9 +56,10 @@ def random_net(size, res, channels, label_dim, seed):
 
 def make_models(work, res, channels, label_dim):
     paths = {}
-    for role, size, seed in (('main', 's', 1), ('guide', 'xs', 2)):
-        pkl = os.path.join(work, f'bench-{size}-{res}.pkl')
-        pt = os.path.join(work, f'bench-{size}-{res}.pt')
+    for (role, size), seed in zip(ROLES, (1, 2)):
+        tag = f'{size}-{res}' + ('' if channels == 3 else f'c{channels}')
+        pkl = os.path.join(work, f'bench-{tag}.pkl')
+        pt = os.path.join(work, f'bench-{tag}.pt')
         if not os.path.exists(pt):
             net = random_net(size, res, channels, label_dim, seed)
             write_edm2_pickle(pkl, net.to(torch.float16), encoder='rgb' if channels == 3 else 'vae')
@@ -98,14 +104,87 @@ def run_reference(edm2_dir, paths, seeds, guidance, batch, outdir, device):
 
 
 def run_ours(binary, paths, seeds_text, guidance, batch, outdir, threads, device, extra=()):
+    """Returns (process seconds, sampling seconds from the manifest, peak RSS in MiB)."""
     cmd = [binary, 'generate', '--net', paths['main'][1], '--gnet', paths['guide'][1], '--guidance', str(guidance),
            '--seeds', seeds_text, '--batch', str(batch), '--outdir', outdir, '--threads', str(threads),
            '--device', device, '--overwrite', '--quiet', *extra]
     start = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    proc = subprocess.Popen(cmd)
+    _, status, usage = os.wait4(proc.pid, 0)  # the child's own rusage, for its peak memory
     wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f'autoguide generate failed: {" ".join(cmd)}')
     with open(os.path.join(outdir, 'manifest.json')) as f:
-        return wall, json.load(f)['seconds']
+        return wall, json.load(f)['seconds'], usage.ru_maxrss / 1024
+
+
+def conv_rate(channels, res, batch, dtype, reps=5):
+    """GFLOP/s of one isolated 3x3 convolution (oneDNN), in NCHW and in channels_last: the machine's rate."""
+    x = torch.randn(batch, channels, res, res, dtype=dtype)
+    w = torch.randn(channels, channels, 3, 3, dtype=dtype) / 30
+    flops = 2 * batch * res * res * channels * channels * 9
+    rates = {}
+    for layout in (torch.contiguous_format, torch.channels_last):
+        xl, wl = x.contiguous(memory_format=layout), w.contiguous(memory_format=layout)
+        with torch.inference_mode():
+            torch.nn.functional.conv2d(xl, wl, padding=1)
+            start = time.perf_counter()
+            for _ in range(reps):
+                torch.nn.functional.conv2d(xl, wl, padding=1)
+        rates['nchw' if layout == torch.contiguous_format else 'channels_last'] = \
+            flops * reps / (time.perf_counter() - start) / 1e9
+    return rates
+
+
+def net_profile(pt, res, batch, dtype_code, flops_per_image, reps=3):
+    """ms per evaluation of one exported net at `batch`, the achieved GFLOP/s, and the share of convolutions.
+
+    Runs the same TorchScript file with the same LibTorch kernels as the CLI (eager, graph optimizer off).
+    """
+    torch._C._set_graph_executor_optimize(False)
+    net = torch.jit.load(pt).eval()
+    if dtype_code is not None:
+        net.force_dtype = dtype_code
+    net.prepare()
+    x = torch.randn(batch, net.img_channels, res, res)
+    sigma = torch.full([batch], 2.0)
+    labels = None
+    if net.label_dim > 0:
+        labels = torch.nn.functional.one_hot(torch.arange(batch) % net.label_dim, net.label_dim).float()
+    with torch.inference_mode():
+        net(x, sigma, labels)
+        with torch.profiler.profile() as prof:
+            net(x, sigma, labels)
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            net(x, sigma, labels)
+            times.append(time.perf_counter() - start)
+    events = prof.key_averages()
+    conv_us = sum(e.self_cpu_time_total for e in events if 'conv' in e.key)
+    total_us = sum(e.self_cpu_time_total for e in events)
+    best = min(times)
+    return {'ms_per_eval': best * 1e3, 'gflop_per_image': flops_per_image / 1e9,
+            'gflops': flops_per_image * batch / best / 1e9, 'conv_share_of_time': conv_us / total_us}
+
+
+def profile_nets(paths, res, channels, batch, threads, variants):
+    """Per-net figures for fp32 (and bf16 when a variant uses it) against the machine's 3x3 conv rate."""
+    # The FLOPs depend on the architecture only, so a fresh net of each role's size counts them.
+    flops = {role: count_flops(random_net(size, res, channels, 1000, 0)) for role, size in ROLES}
+    out = {}
+    dtypes = [('fp32', None, torch.float32)]
+    if any('bf16' in v for v in variants):
+        dtypes.append(('bf16', 15, torch.bfloat16))  # 15: c10::ScalarType::BFloat16
+    for name, code, dtype in dtypes:
+        rates = conv_rate(192, res, batch, dtype)
+        entry = {'conv3x3_gflops': rates}
+        for role in ('main', 'guide'):
+            p = net_profile(paths[role][1], res, batch, code, flops[role])
+            p['share_of_channels_last_conv_rate'] = p['gflops'] / rates['channels_last']
+            entry[role] = p
+        out[name] = entry
+    return out
 
 
 def max_pixel_difference(dir_a, dir_b, seeds):
@@ -132,43 +211,63 @@ def main():
     ap.add_argument('--repeats', type=int, default=1)
     ap.add_argument('--variant', action='append', default=[], metavar='NAME=ARGS',
                     help="also time autoguide with extra options, e.g. bf16='--dtype bf16'; pixel difference vs fp32")
+    ap.add_argument('--vae', metavar='FILE',
+                    help='ImageNet-512-size run: S and XS on 4-channel latents at --res (64), decoded to pixels by '
+                         'this exported VAE (scripts/bench_vae.py makes one); the reference is skipped, as its '
+                         'decoder needs a download')
+    ap.add_argument('--no-profile', action='store_true',
+                    help='skip the per-net figures (ms per evaluation, GFLOP/s against the 3x3 conv rate)')
+    ap.add_argument('--profile-only', action='store_true', help='only the per-net figures, no sampling runs')
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
     os.makedirs(args.work, exist_ok=True)
     seeds = parse_seeds(args.seeds)
-    paths = make_models(args.work, args.res, 3, 1000)
+    channels = 4 if args.vae else 3
+    paths = make_models(args.work, args.res, channels, 1000)
+    extra_ours = ['--vae', args.vae] if args.vae else []
+    if args.profile_only:
+        print(json.dumps(profile_nets(paths, args.res, channels, args.batch, args.threads, args.variant), indent=2))
+        return
     ours_dir, ref_dir = os.path.join(args.work, 'ours'), os.path.join(args.work, 'reference')
-    have_ref = bool(args.edm2) and os.path.exists(os.path.join(args.edm2 or '', 'generate_images.py'))
-    if not have_ref:
+    have_ref = not args.vae and bool(args.edm2) and os.path.exists(os.path.join(args.edm2 or '', 'generate_images.py'))
+    if args.vae:
+        print('reference: skipped (its VAE decoder is downloaded from Hugging Face)', file=sys.stderr)
+    elif not have_ref:
         print('reference: skipped (pass --edm2 DIR with a local copy of NVlabs/edm2)', file=sys.stderr)
     rows = []
+    peak_ours = 0.0
     for r in range(args.repeats):  # alternate the two so that drifting machine load hits both alike
-        wall, gen = run_ours(args.binary, paths, args.seeds, args.guidance, args.batch, ours_dir, args.threads,
-                             args.device)
+        wall, gen, rss = run_ours(args.binary, paths, args.seeds, args.guidance, args.batch, ours_dir, args.threads,
+                                  args.device, extra_ours)
         ref = run_reference(args.edm2, paths, seeds, args.guidance, args.batch, ref_dir, args.device) if have_ref else None
         rows.append((wall, gen, ref))
+        peak_ours = max(peak_ours, rss)
         print(f'run {r}: autoguide {gen:.1f} s sampling ({wall:.1f} s process)'
               + (f', reference {ref:.1f} s' if ref else ''), file=sys.stderr)
     n = len(seeds)
     best_ours = min(g for _, g, _ in rows)
     result = {'device': args.device, 'threads': args.threads, 'res': args.res, 'images': n, 'batch': args.batch,
               'guidance': args.guidance, 'ours_s_per_image': best_ours / n,
-              'ours_process_s': min(w for w, _, _ in rows)}
+              'ours_process_s': min(w for w, _, _ in rows), 'ours_peak_rss_mib': peak_ours}
     if have_ref:
         best_ref = min(r for _, _, r in rows)
+        # The reference ran in this process: its peak includes building the nets, as a user's process would.
         result.update(reference_s_per_image=best_ref / n, speedup=best_ref / best_ours,
-                      max_pixel_difference=max_pixel_difference(ours_dir, ref_dir, seeds))
+                      max_pixel_difference=max_pixel_difference(ours_dir, ref_dir, seeds),
+                      reference_peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     for spec in args.variant:  # e.g. lower precision or a guidance interval, against our fp32 images
         name, _, extra = spec.partition('=')
         vdir = os.path.join(args.work, 'variant-' + name)
-        _, gen = run_ours(args.binary, paths, args.seeds, args.guidance, args.batch, vdir, args.threads, args.device,
-                          extra.split())
+        _, gen, _ = run_ours(args.binary, paths, args.seeds, args.guidance, args.batch, vdir, args.threads, args.device,
+                             extra_ours + extra.split())
         result['variant_' + name] = {'options': extra, 's_per_image': gen / n, 'speedup_vs_ours_fp32': best_ours / gen,
                                      'max_pixel_difference_vs_fp32': max_pixel_difference(vdir, ours_dir, seeds)}
         if have_ref:
             result['variant_' + name]['speedup_vs_reference'] = result['reference_s_per_image'] * n / gen
         print(f'variant {name}: {gen:.1f} s', file=sys.stderr)
+    if args.device == 'cpu' and not args.no_profile:
+        result['per_net'] = profile_nets(paths, args.res, channels, args.batch, args.threads, args.variant)
     print(json.dumps(result, indent=2))
 
 
