@@ -168,7 +168,7 @@ def net_profile(pt, res, batch, dtype_code, flops_per_image, reps=3):
             'gflops': flops_per_image * batch / best / 1e9, 'conv_share_of_time': conv_us / total_us}
 
 
-def profile_nets(paths, res, channels, batch, threads, variants):
+def profile_nets(paths, res, channels, batch, variants):
     """Per-net figures for fp32 (and bf16 when a variant uses it) against the machine's 3x3 conv rate."""
     # The FLOPs depend on the architecture only, so a fresh net of each role's size counts them.
     flops = {role: count_flops(random_net(size, res, channels, 1000, 0)) for role, size in ROLES}
@@ -227,7 +227,7 @@ def main():
     paths = make_models(args.work, args.res, channels, 1000)
     extra_ours = ['--vae', args.vae] if args.vae else []
     if args.profile_only:
-        print(json.dumps(profile_nets(paths, args.res, channels, args.batch, args.threads, args.variant), indent=2))
+        print(json.dumps(profile_nets(paths, args.res, channels, args.batch, args.variant), indent=2))
         return
     ours_dir, ref_dir = os.path.join(args.work, 'ours'), os.path.join(args.work, 'reference')
     have_ref = not args.vae and bool(args.edm2) and os.path.exists(os.path.join(args.edm2 or '', 'generate_images.py'))
@@ -267,7 +267,7 @@ def main():
             result['variant_' + name]['speedup_vs_reference'] = result['reference_s_per_image'] * n / gen
         print(f'variant {name}: {gen:.1f} s', file=sys.stderr)
     if args.device == 'cpu' and not args.no_profile:
-        result['per_net'] = profile_nets(paths, args.res, channels, args.batch, args.threads, args.variant)
+        result['per_net'] = profile_nets(paths, args.res, channels, args.batch, args.variant)
     print(json.dumps(result, indent=2))
 
 
