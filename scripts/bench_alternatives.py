@@ -25,6 +25,8 @@ ensure_torch()
 
 import torch  # noqa: E402
 
+from autoguide_py import edm2  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -94,10 +96,7 @@ def main():
     for p in paths:
         if not os.path.exists(p):
             raise SystemExit(f'error: {p} not found; run scripts/bench_generate.py --work {args.work} first')
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(args.batch, 3, args.res, args.res, generator=gen) * 2
-    sigma = torch.full([args.batch], 2.0)
-    labels = torch.nn.functional.one_hot(torch.arange(args.batch) % 1000, 1000).float()
+    x, sigma, labels = edm2.example_inputs(args.batch, 3, args.res, 1000)
 
     plain = torch.jit.script(Both(*(load(p) for p in paths))).eval()
     base, ref = timed(plain, (x, sigma, labels), 1, args.reps)

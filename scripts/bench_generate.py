@@ -146,19 +146,15 @@ def net_profile(pt, res, batch, dtype_code, flops_per_image, reps=3):
     if dtype_code is not None:
         net.force_dtype = dtype_code
     net.prepare()
-    x = torch.randn(batch, net.img_channels, res, res)
-    sigma = torch.full([batch], 2.0)
-    labels = None
-    if net.label_dim > 0:
-        labels = torch.nn.functional.one_hot(torch.arange(batch) % net.label_dim, net.label_dim).float()
+    args = edm2.example_inputs(batch, net.img_channels, res, net.label_dim)
     with torch.inference_mode():
-        net(x, sigma, labels)
+        net(*args)
         with torch.profiler.profile() as prof:
-            net(x, sigma, labels)
+            net(*args)
         times = []
         for _ in range(reps):
             start = time.perf_counter()
-            net(x, sigma, labels)
+            net(*args)
             times.append(time.perf_counter() - start)
     events = prof.key_averages()
     conv_us = sum(e.self_cpu_time_total for e in events if 'conv' in e.key)

@@ -377,6 +377,17 @@ class UNet(torch.nn.Module):
         return self.out_conv(x)
 
 
+def example_inputs(batch: int, img_channels: int, img_resolution: int, label_dim: int, sigma: float = 2.0,
+                   seed: int = 0):
+    """(x, sigma, class_labels) for timing or counting one call: Gaussian x, one noise level, classes cycled."""
+    x = torch.randn(batch, img_channels, img_resolution, img_resolution,
+                    generator=torch.Generator().manual_seed(seed)) * sigma
+    labels = None
+    if label_dim:
+        labels = torch.nn.functional.one_hot(torch.arange(batch) % label_dim, label_dim).float()
+    return x, torch.full([batch], float(sigma)), labels
+
+
 class Precond(torch.nn.Module):
     """EDM preconditioning around the U-Net: D(x; sigma, c) (EDM Eq. 7 and Table 1).
 

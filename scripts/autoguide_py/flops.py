@@ -38,14 +38,11 @@ def count_flops(net: edm2.Precond, batch: int = 1) -> float:
             hooks.append(m.register_forward_hook(mpconv))
         elif isinstance(m, edm2.Block):
             hooks.append(m.register_forward_hook(block))
-    res, ch = net.img_resolution, net.img_channels
-    labels = None
-    if net.label_dim:
-        labels = torch.nn.functional.one_hot(torch.arange(batch) % net.label_dim, net.label_dim).float()
+    args = edm2.example_inputs(batch, net.img_channels, net.img_resolution, net.label_dim)
     try:
         with torch.inference_mode():
             net.prepare()
-            net(torch.randn(batch, ch, res, res), torch.full([batch], 2.0), labels)
+            net(*args)
     finally:
         for h in hooks:
             h.remove()
