@@ -6,7 +6,8 @@
 
 Roles, as in the autoguidance paper (Sec. 5): a class-conditional main network, a smaller guide
 trained for 1/8 of the main network's images, an unconditional network for CFG, and a classifier
-whose features are the demo's metric. Each network trains with EDM2's recipe
+whose features are the demo's metric (with an autoencoder's bottleneck as a second feature space,
+autoguide_py.autoencoder). Each network trains with EDM2's recipe
 (autoguide_py.training), keeps power-function EMAs at sigma_rel 0.05 and 0.10 and saves them as
 snapshots in --workdir; the exported file is the post-hoc EMA (autoguide_py.phema) at the role's
 --ema-* length, chosen as models/demo/README.md describes. Mixed precision (bf16 autocast on the
@@ -30,6 +31,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from autoguide_py import edm2, fmnist, phema, training  # noqa: E402
+from autoguide_py import autoencoder  # noqa: E402
 from autoguide_py.classifier import Classifier, Detector  # noqa: E402
 from autoguide_py.export import export_precond, sha256_file  # noqa: E402
 from autoguide_py.safe_pickle import load_torch_checkpoint  # noqa: E402
@@ -136,27 +138,48 @@ def train_detector(images, labels, outdir, scale, autoguide):
         pred = torch.cat([det.classify(test_images[i:i + 1000]) for i in range(0, len(test_images), 1000)])
     accuracy = float((pred == test_labels).float().mean())
     log(f'detector: test accuracy {accuracy * 100:.2f}% ({time.time() - start:.0f} s)')
-    path = os.path.join(outdir, 'detector.pt')
-    scripted = torch.jit.script(det)
+    info = save_detector(det, images, outdir, 'detector.pt', 'fmnist-train-stats.npz', autoguide)
+    return dict(info, test_accuracy=accuracy, epochs=epochs, seconds=round(time.time() - start, 1))
+
+
+def save_detector(det, images, outdir, name, stats_name, autoguide):
+    """The scripted detector and the training set's statistics in its space, by `autoguide ref` (the code
+    the metric uses)."""
+    path = os.path.join(outdir, name)
     tmp = path + '.tmp'
-    scripted.save(tmp)
+    torch.jit.script(det).save(tmp)
     os.replace(tmp, path)
     npy = os.path.join(outdir, '.train-images.npy')
     np.save(npy, images.numpy())
-    stats = os.path.join(outdir, 'fmnist-train-stats.npz')
+    stats = os.path.join(outdir, stats_name)
     try:
-        subprocess.run([autoguide, 'ref', '--detector', path, '--images', npy, '--out', stats], check=True)
+        subprocess.run([autoguide, 'ref', '--detector', path, '--images', npy, '--out', stats, '--overwrite'],
+                       check=True)
     finally:
         os.remove(npy)
-    return dict(file=path, sha256=sha256_file(path), bytes=os.path.getsize(path), test_accuracy=accuracy,
-                epochs=epochs, seconds=round(time.time() - start, 1), stats=stats, stats_sha256=sha256_file(stats))
+    return dict(file=path, sha256=sha256_file(path), bytes=os.path.getsize(path), stats=stats,
+                stats_sha256=sha256_file(stats))
+
+
+def train_encoder(images, outdir, scale, autoguide):
+    """The second feature space: an autoencoder's bottleneck, trained on the training split; its test-split
+    reconstruction error says how much of the image it keeps."""
+    start = time.time()
+    epochs = max(1, round(3 * scale))
+    ae = autoencoder.train(images, epochs=epochs, log=log)
+    test_images, _ = fmnist.load('test')
+    mse = autoencoder.reconstruction_mse(ae, test_images)
+    log(f'encoder: test reconstruction MSE {mse:.4f} (PSNR {10 * np.log10(4 / mse):.1f} dB, [-1,1] range)')
+    info = save_detector(autoencoder.EncoderDetector(ae).eval(), images, outdir, 'encoder.pt',
+                         'fmnist-train-stats-encoder.npz', autoguide)
+    return dict(info, test_mse=mse, epochs=epochs, seconds=round(time.time() - start, 1))
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--outdir', default='models/demo')
     ap.add_argument('--workdir', default='out/demo-train', help='snapshots and the training record')
-    ap.add_argument('--roles', default='detector,guide,main,uncond')
+    ap.add_argument('--roles', default='detector,encoder,guide,main,uncond')
     ap.add_argument('--export-only', action='store_true', help='re-export from existing snapshots')
     ap.add_argument('--scale', type=float, default=1.0, help='multiply the training lengths (smoke tests)')
     ap.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: all cores)')
@@ -166,8 +189,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     roles = args.roles.split(',')
     for r in roles:
-        if r not in ROLES and r != 'detector':
-            ap.error(f'unknown role {r} (known: detector, {", ".join(ROLES)})')
+        if r not in ROLES and r not in ('detector', 'encoder'):
+            ap.error(f'unknown role {r} (known: detector, encoder, {", ".join(ROLES)})')
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     os.makedirs(args.outdir, exist_ok=True)
@@ -181,6 +204,9 @@ def main(argv=None):
         if role == 'detector':
             if not args.export_only:
                 record['detector'] = train_detector(images, labels, args.outdir, args.scale, args.autoguide)
+        elif role == 'encoder':
+            if not args.export_only:
+                record['encoder'] = train_encoder(images, args.outdir, args.scale, args.autoguide)
         else:
             if not args.export_only:
                 record[role] = train_net(role, x, labels, args.workdir, args.scale)

@@ -39,7 +39,8 @@ def readme_table():
 
 def test_files_match_the_readme_and_fit_the_budget():
     rows = readme_table()
-    files = [f'{n}.pt' for n in NETS] + ['detector.pt', 'fmnist-train-stats.npz']
+    files = [f'{n}.pt' for n in NETS] + ['detector.pt', 'fmnist-train-stats.npz', 'encoder.pt',
+                                         'fmnist-train-stats-encoder.npz']
     total = 0
     for name in files:
         path = DEMO / name
@@ -50,7 +51,7 @@ def test_files_match_the_readme_and_fit_the_budget():
         assert hashlib.sha256(data).hexdigest() == digest, name
         if name in ('main.pt', 'guide.pt', 'uncond.pt'):
             assert metadata(path)['param_count'] == params, name
-        elif name == 'detector.pt':
+        elif name in ('detector.pt', 'encoder.pt'):
             assert sum(p.numel() for p in torch.jit.load(str(path)).parameters()) == params
     assert total <= 30 * 2 ** 20
 

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""The demo experiment in two feature spaces: FD (with a bootstrap interval), precision and recall, and pixel
+statistics for autoguidance and CFG over a grid of guidance weights, against the Fashion-MNIST training set.
+
+Samples come from `autoguide sweep` (one folder of PNGs per setting, the experiment's settings: 12 Heun
+steps, bf16); features from `autoguide ref --features-out` with each detector; precision/recall (k=3) from
+`autoguide fid --pr` against 5,000 training images; the FD interval from autoguide_py.fd_bootstrap.
+
+  scripts/demo_spaces.py --num 2000 --curve ag=models/demo/guide.pt:1.1,1.2,1.3 \\
+      --curve cfg=models/demo/uncond.pt:1.5,2 --out out/demo-spaces
+Curves whose sweep finished (results.json present) are not sampled again; results.json and a markdown
+table go to --out.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from autoguide_py.pyenv import ensure_torch  # noqa: E402
+
+ensure_torch()
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from autoguide_py import fmnist  # noqa: E402
+from autoguide_py.fd_bootstrap import bootstrap_fd, feature_stats, frechet_distance  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPACES = {  # name: (detector, training-set statistics)
+    'classifier': ('models/demo/detector.pt', 'models/demo/fmnist-train-stats.npz'),
+    'encoder': ('models/demo/encoder.pt', 'models/demo/fmnist-train-stats-encoder.npz'),
+}
+BRIGHT = 200  # a pixel above this counts as saturated (Fashion-MNIST's garments are mostly below)
+
+
+def run(args, *cmd):
+    subprocess.run([args.bin, *map(str, cmd)], check=True, cwd=ROOT)
+
+
+def sample(args, name, guide, weights):
+    out = os.path.join(args.out, name)
+    if not os.path.exists(os.path.join(out, 'results.json')):
+        run(args, 'sweep', '--net', args.net, '--gnet', guide, '--guidance', weights, '--seeds', f'0-{args.num - 1}', '--steps',
+            args.steps, '--dtype', args.dtype, '--batch', 250, '--threads', args.threads, '--outdir', out,
+            '--overwrite', '-q')
+    with open(os.path.join(out, 'results.json')) as f:
+        return [dict(s, curve=name, path=os.path.join(out, s['folder'])) for s in json.load(f)['settings']]
+
+
+def pixel_stats(images):
+    """uint8 [N, ...]: mean, standard deviation, and the share of pixels above BRIGHT, in percent."""
+    x = images.astype(np.float64)
+    return {'pixel_mean': x.mean(), 'pixel_std': x.std(), 'bright_pct': 100 * (images > BRIGHT).mean()}
+
+
+def folder_images(path):
+    files = sorted(f for f in os.listdir(path) if f.endswith('.png'))
+    return np.stack([np.asarray(Image.open(os.path.join(path, f))) for f in files])
+
+
+def reference_features(args, space, detector):
+    """Features of the whole training set (for precision/recall, a fixed subset of 5,000)."""
+    feats = os.path.join(args.out, f'train-{space}.npy')
+    subset = os.path.join(args.out, f'train-{space}-5000.npy')
+    if not os.path.exists(subset):
+        npy = os.path.join(args.out, 'train-images.npy')
+        if not os.path.exists(npy):
+            np.save(npy, fmnist.load('train')[0].numpy())
+        run(args, 'ref', '--detector', detector, '--images', npy, '--out', feats + '.npz', '--features-out', feats,
+            '--overwrite', '-q')
+        all_feats = np.load(feats)
+        idx = np.random.default_rng(0).choice(len(all_feats), 5000, replace=False)
+        np.save(subset, all_feats[np.sort(idx)])
+    return subset
+
+
+def measure(args, images_path, space, detector, stats, ref_subset):
+    """FD with its bootstrap interval, precision and recall of one image set in one space."""
+    feats = images_path.rstrip('/') + f'.{space}.npy'
+    if not os.path.exists(feats):
+        run(args, 'ref', '--detector', detector, '--images', images_path, '--out', feats + '.npz', '--features-out',
+            feats, '--overwrite', '-q')
+    ref = np.load(os.path.join(ROOT, stats))
+    fd, low, high = bootstrap_fd(np.load(feats), ref['mu'], ref['sigma'], resamples=args.resamples)
+    r = subprocess.run([args.bin, 'fid', '--detector', detector, '--images', images_path, '--ref', stats,
+                        '--ref-images', ref_subset, '--pr', '--json', '-q'], check=True, capture_output=True,
+                       text=True, cwd=ROOT)
+    pr = json.loads(r.stdout)
+    return {'fd': fd, 'fd_low': low, 'fd_high': high, 'precision': pr['precision'], 'recall': pr['recall'],
+            'fd_cli': pr['fd']}
+
+
+def real_images(args):
+    """args.num test-split images as a folder of PNGs: the FD floor of a perfect generator at this N."""
+    folder = os.path.join(args.out, 'real-test')
+    if not os.path.isdir(folder):
+        os.makedirs(folder)
+        images = fmnist.load('test')[0].numpy()[:args.num]
+        for i, im in enumerate(images):
+            Image.fromarray(im[0]).save(os.path.join(folder, f'{i:06d}.png'))
+    return folder
+
+
+def table(rows):
+    head = '| setting | w | ' + ' | '.join(f'FD {s} [95% CI] | P / R {s}' for s in SPACES) + \
+           ' | pixel std | % > 200 |'
+    lines = [head, '|' + '---|' * (head.count('|') - 1)]
+    for r in rows:
+        cells = [f"{r[s]['fd']:.2f} [{r[s]['fd_low']:.2f}, {r[s]['fd_high']:.2f}] | "
+                 f"{r[s]['precision']:.3f} / {r[s]['recall']:.3f}" for s in SPACES]
+        w = '' if r['w'] is None else f"{r['w']:.2f}"
+        lines.append(f"| {r['label']} | {w} | " + ' | '.join(cells) +
+                     f" | {r['pixel_std']:.1f} | {r['bright_pct']:.1f} |")
+    return '\n'.join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--curve', action='append', required=True, metavar='NAME=GUIDE.pt:W1,W2,...')
+    ap.add_argument('--net', default='models/demo/main.pt')
+    ap.add_argument('--num', type=int, default=2000)
+    ap.add_argument('--steps', type=int, default=12)
+    ap.add_argument('--dtype', default='bf16')
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--resamples', type=int, default=200)
+    ap.add_argument('--out', default='out/demo-spaces')
+    ap.add_argument('--bin', default=os.path.join(ROOT, 'build', 'autoguide'))
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    settings, seen = [], set()
+    for spec in args.curve:
+        name, _, rest = spec.partition('=')
+        guide, _, weights = rest.rpartition(':')
+        for s in sample(args, name, guide, weights):
+            if s['path'] not in seen:  # w = 1 is the same unguided folder in every curve
+                seen.add(s['path'])
+                settings.append(s)
+    rows = []
+    refs = {space: reference_features(args, space, det) for space, (det, _) in SPACES.items()}
+    real = real_images(args)
+    for s in settings + [{'label': f'real test images ({args.num})', 'w': None, 'path': real, 'mode': 'real'}]:
+        row = {'label': s['label'] if s['mode'] != 'none' else 'no guidance', 'w': s['w'], 'mode': s['mode'],
+               'curve': s.get('curve'), 'folder': s['path']}
+        row.update(pixel_stats(folder_images(s['path'])))
+        for space, (det, stats) in SPACES.items():
+            row[space] = measure(args, s['path'], space, det, stats, refs[space])
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    with open(os.path.join(args.out, 'results.json'), 'w') as f:
+        json.dump(rows, f, indent=1)
+    with open(os.path.join(args.out, 'table.md'), 'w') as f:
+        f.write(table(rows) + '\n')
+    print(table(rows))
+
+
+if __name__ == '__main__':
+    main()
