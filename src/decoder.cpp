@@ -100,6 +100,10 @@ torch::Tensor VaeDecoder::operator()(const torch::Tensor& z) const {
   if (x.sizes() != c10::IntArrayRef(expected))
     throw UsageError(path_ + " returned images of shape " + c10::str(x.sizes()) + " instead of " +
                      c10::str(c10::IntArrayRef(expected)) + "; its metadata does not match its network" + kExportHint);
+  // NaN would reach the uint8 pixels as arbitrary values; refuse before any image is written.
+  if (!torch::isfinite(x).all().item<bool>())
+    throw RuntimeFailure("the VAE decoder (" + path_ + ") produced NaN or Inf: its weights are damaged or overflow " +
+                         "in this precision; re-export it or use --vae-dtype fp32 (nothing was written for this batch)");
   return x.to(torch::kFloat32);
 }
 

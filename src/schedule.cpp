@@ -5,8 +5,27 @@
 #include <regex>
 
 #include "autoguide/error.hpp"
+#include "autoguide/float32_range.hpp"
 
 namespace autoguide {
+
+namespace {
+
+// The options can each fit float32 and still make a schedule that does not: sigma^(1/rho) overflows for a
+// small rho, and the float32 powers can reach Inf or 0 on the way. Checked on the very sigmas sampling uses.
+void check_schedule_range(const ScheduleOptions& s) {
+  const bool ends_fit =
+      fits_float32(std::pow(s.sigma_max, 1.0 / s.rho)) && fits_float32(std::pow(s.sigma_min, 1.0 / s.rho));
+  const auto sigmas = ends_fit ? karras_sigmas(s, torch::kCPU).slice(0, 0, s.num_steps) : torch::Tensor();
+  if (!ends_fit || !torch::isfinite(sigmas).all().item<bool>() || !(sigmas > 0).all().item<bool>()) {
+    char text[160];
+    std::snprintf(text, sizeof text, "--sigma_min %g, --sigma_max %g and --rho %g", s.sigma_min, s.sigma_max, s.rho);
+    throw UsageError(std::string(text) + " give noise levels outside float32's range, in which sampling " +
+                     "computes; use a larger --rho or a narrower sigma range");
+  }
+}
+
+}  // namespace
 
 void validate(const ScheduleOptions& s) {
   if (s.num_steps < 2) throw UsageError("--steps must be at least 2 (got " + std::to_string(s.num_steps) + ")");
@@ -14,6 +33,16 @@ void validate(const ScheduleOptions& s) {
   if (!(std::isfinite(s.sigma_max) && s.sigma_max > s.sigma_min))
     throw UsageError("--sigma_max must be a finite number above --sigma_min");
   if (!(std::isfinite(s.rho) && s.rho > 0)) throw UsageError("--rho must be a positive number");
+  check_float32(s.sigma_min, "--sigma_min");
+  check_float32(s.sigma_max, "--sigma_max");
+  check_float32(s.rho, "--rho");
+  if (!(static_cast<float>(s.sigma_min) > 0)) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", s.sigma_min);
+    throw UsageError("--sigma_min " + std::string(text) +
+                     " rounds to 0 in float32, in which sampling computes; give a larger value");
+  }
+  check_schedule_range(s);
 }
 
 torch::Tensor karras_sigmas(const ScheduleOptions& s, const torch::Device& device) {
