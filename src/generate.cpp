@@ -1,5 +1,7 @@
 #include "autoguide/generate.hpp"
 
+#include <algorithm>
+
 #include "autoguide/error.hpp"
 #include "autoguide/seeds.hpp"
 
@@ -56,10 +58,14 @@ GuidanceMode run_mode(const GenerateRequest& req, const Nets& nets) {
   return infer_mode(nets.main->info(), nets.guide ? &nets.guide->info() : nullptr, req.guidance);
 }
 
-GenerateProgress generate(const Nets& nets, const GenerateRequest& req,
-                          const std::function<bool(const std::vector<int64_t>&)>& skip,
-                          const std::function<void(const BatchResult&)>& sink,
-                          const std::function<void(const GenerateProgress&)>& progress) {
+double GenerateProgress::fraction() const {
+  if (images_total <= 0) return 1;
+  const double running = num_steps > 0 ? static_cast<double>(batch_images) * step / num_steps : 0;
+  return std::min(1.0, (static_cast<double>(images_done) + running) / static_cast<double>(images_total));
+}
+
+GenerateProgress generate(const Nets& nets, const GenerateRequest& req, const SkipFn& skip,
+                          const std::function<void(const BatchResult&)>& sink, const ProgressFn& progress) {
   c10::InferenceMode guard;
   const Denoiser& main = *nets.main;
   const auto& info = main.info();
@@ -75,6 +81,8 @@ GenerateProgress generate(const Nets& nets, const GenerateRequest& req,
       state.images_done += static_cast<int64_t>(batch.size());
       continue;
     }
+    state.batch_images = static_cast<int64_t>(batch.size());
+    state.step = 0;
     SeedGenerators gens(batch, main.device());
     auto drawn = draw_noise_and_labels(gens, info.img_channels, info.img_resolution, info.label_dim, req.class_idx);
     // The interval is decided once per step from sigma_i and holds for both of its evaluations.
@@ -93,12 +101,20 @@ GenerateProgress generate(const Nets& nets, const GenerateRequest& req,
     r.seeds = batch;
     r.classes = drawn.classes;
     r.samples = edm_sample(denoise, drawn.noise, req.sampler, randn_like, observer);
-    state.images_done += static_cast<int64_t>(batch.size());
     sink(r);
+    state.images_done += static_cast<int64_t>(batch.size());
+    state.batch_images = 0, state.step = 0;
   }
   state.main_evals = guided.main_evals();
   state.guide_evals = guided.guide_evals();
   return state;
+}
+
+GenerateProgress generate_images(const Nets& nets, const GenerateRequest& req, PixelDecoder* decoder,
+                                 const SkipFn& skip, const PixelSink& sink, const ProgressFn& progress) {
+  return generate(
+      nets, req, skip,
+      [&](const BatchResult& r) { sink(r, decoder ? (*decoder)(r.samples) : torch::Tensor()); }, progress);
 }
 
 }  // namespace autoguide

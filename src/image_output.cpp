@@ -26,14 +26,14 @@ std::string image_path(const std::string& outdir, int64_t seed, bool subdirs) {
 }
 
 nlohmann::json sample_parameters(const GenerateRequest& req, const Nets& nets, GuidanceMode mode,
-                                 const std::string& dtype) {
+                                 const PixelDecoder* decoder) {
   const auto& s = req.sampler;
   const Denoiser& net = *nets.main;
   nlohmann::json j = {{"guidance", req.guidance},
                       {"mode", to_string(mode)},
                       {"sampler", to_string(s.kind)},
                       {"interval", req.interval.describe()},
-                      {"dtype", dtype},
+                      {"dtype", to_string(nets.main->precision())},
                       {"steps", s.schedule.num_steps},
                       {"sigma_min", s.schedule.sigma_min},
                       {"sigma_max", s.schedule.sigma_max},
@@ -54,6 +54,7 @@ nlohmann::json sample_parameters(const GenerateRequest& req, const Nets& nets, G
     j["uncond_sha256"] = short_hash(nets.uncond->file_sha256());
     j["alpha"] = req.alpha;
   }
+  if (decoder) j.update(decoder->provenance());
   return j;
 }
 

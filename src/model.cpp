@@ -111,6 +111,11 @@ std::string to_string(NetPrecision p) {
   return "?";
 }
 
+NetPrecision effective_precision(NetPrecision requested, const ModelInfo& info, const torch::Device& device) {
+  if (requested != NetPrecision::Auto) return requested;
+  return device.is_cuda() && info.use_fp16 ? NetPrecision::FP16 : NetPrecision::FP32;
+}
+
 Denoiser Denoiser::load(const std::string& path, const torch::Device& device, NetPrecision precision) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -144,7 +149,8 @@ Denoiser Denoiser::load(const std::string& path, const torch::Device& device, Ne
     c10::InferenceMode guard;
     module.get_method("prepare")({});
   }
-  return Denoiser(std::move(module), std::move(info), path, sha256_file(path), device);
+  const NetPrecision used = effective_precision(precision, info, device);
+  return Denoiser(std::move(module), std::move(info), path, sha256_file(path), device, used);
 }
 
 torch::Tensor Denoiser::operator()(const torch::Tensor& x, const torch::Tensor& sigma,

@@ -36,13 +36,9 @@ std::vector<std::string> config_dirs() {
 
 std::vector<Preset> load_presets() {
   std::vector<Preset> out;
-  std::vector<fs::path> seen;
   for (const auto& dir : config_dirs()) {
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) continue;
-    auto canon = fs::weakly_canonical(dir, ec);
-    if (std::find(seen.begin(), seen.end(), canon) != seen.end()) continue;
-    seen.push_back(canon);
     std::vector<fs::path> files;
     for (const auto& e : fs::directory_iterator(dir, ec))
       if (e.path().extension() == ".json") files.push_back(e.path());
@@ -69,7 +65,7 @@ std::vector<Preset> load_presets() {
         out.push_back(std::move(pr));
       }
     }
-    break;  // the first folder that exists wins, so a user's folder shadows the built-in one
+    return out;  // the first folder that exists wins, so a user's folder shadows the built-in one
   }
   return out;
 }
@@ -89,6 +85,35 @@ std::string models_dir(const std::string& cli_value) {
   if (!cli_value.empty()) return cli_value;
   if (const char* env = std::getenv("AUTOGUIDE_MODELS")) return env;
   return "models";
+}
+
+std::string PresetLocator::path(const std::string& file, bool is_vae) {
+  const std::string p = (fs::path(dir_) / file).string();
+  std::error_code ec;
+  if (fs::exists(p, ec) || missing_.find(p + " (") != std::string::npos) return p;
+  const std::string source = is_vae ? "diffusion_pytorch_model.safetensors" : fs::path(file).replace_extension(".pkl").string();
+  missing_ += std::string(missing_.empty() ? "" : ", ") + p + " (scripts/" + (is_vae ? "export_vae.py " : "export_edm2.py ") +
+              source + " " + p + ")";
+  return p;
+}
+
+PresetFiles PresetLocator::locate(const Preset& p, bool with_gnet, bool with_vae) {
+  const size_t before = missing_.size();
+  PresetFiles f;
+  f.net = path(p.net, false);
+  if (with_gnet && !p.gnet.empty()) f.gnet = path(p.gnet, false);
+  if (with_vae && !p.vae.empty()) f.vae = path(p.vae, true);
+  if (missing_.size() != before) names_.push_back(p.name);
+  return f;
+}
+
+void PresetLocator::check() const {
+  if (missing_.empty()) return;
+  std::string names;
+  for (const auto& n : names_) names += (names.empty() ? "" : " ") + n;
+  throw UsageError("preset" + std::string(names_.size() > 1 ? "s " : " ") + names + " need" +
+                   (names_.size() > 1 ? " " : "s ") + missing_ + "; or download and convert everything with " +
+                   "scripts/get_edm2.sh " + names + " (files are looked up in --models DIR)");
 }
 
 }  // namespace autoguide

@@ -113,27 +113,23 @@ void validate(const std::vector<Setting>& settings, const GenerateRequest& base)
   for (const auto& s : settings) validate(s.request(base), s.nets);
 }
 
-SettingRun run_setting(const Setting& setting, const GenerateRequest& base, const DecodeFn& decode,
-                       int64_t preview, const PixelSink& sink,
-                       const std::function<void(const GenerateProgress&)>& progress) {
+SettingRun run_setting(const Setting& setting, const GenerateRequest& base, PixelDecoder& decoder,
+                       int64_t preview, const PixelSink& sink, const ProgressFn& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   const GenerateRequest req = setting.request(base);
   SettingRun run;
   run.mode = run_mode(req, setting.nets);
   std::vector<torch::Tensor> kept;
   int64_t n_kept = 0;
-  run.done = generate(
-      setting.nets, req, nullptr,
-      [&](const BatchResult& r) {
-        torch::Tensor pixels = decode(r.samples);
-        if (n_kept < preview) {
-          const int64_t take = std::min<int64_t>(preview - n_kept, pixels.size(0));
-          kept.push_back(pixels.narrow(0, 0, take));
-          n_kept += take;
-        }
-        if (sink) sink(r, pixels);
-      },
-      progress);
+  auto keep = [&](const BatchResult& r, const torch::Tensor& pixels) {
+    if (n_kept < preview) {
+      const int64_t take = std::min<int64_t>(preview - n_kept, pixels.size(0));
+      kept.push_back(pixels.narrow(0, 0, take));
+      n_kept += take;
+    }
+    if (sink) sink(r, pixels);
+  };
+  run.done = generate_images(setting.nets, req, &decoder, nullptr, keep, progress);
   if (!kept.empty()) run.preview = torch::cat(kept);
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return run;

@@ -15,7 +15,7 @@ namespace autoguide {
 // x [N,C,H,W] float -> uint8 [N,C,H,W] on the CPU.
 torch::Tensor decode_rgb(const torch::Tensor& x);
 
-// What a VAE file's autoguide.json says (kind "vae", written by scripts/export_vae.py).
+// What a VAE file's autoguide.json says (kind "vae", written by scripts/export_vae.py; docs/model_format.md).
 struct VaeInfo {
   int format_version = 0;
   int latent_channels = 0;

@@ -1,6 +1,6 @@
 // A feature detector for metrics: any TorchScript module whose forward maps uint8 [N,C,H,W] images to
 // feature vectors [N,D] (e.g. Inception-v3 for FID, DINOv2 for FD_DINOv2; resizing and normalization are
-// the module's business). No metadata is required.
+// the module's business). No metadata is required (docs/model_format.md).
 #pragma once
 #include <torch/script.h>
 

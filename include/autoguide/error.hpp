@@ -1,4 +1,4 @@
-// Error kinds that map onto the CLI's exit codes (DESIGN.md §3).
+// Error kinds that map onto the CLI's exit codes: 2 for bad usage or input, 1 for a runtime failure.
 #pragma once
 #include <stdexcept>
 #include <string>

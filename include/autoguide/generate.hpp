@@ -8,6 +8,7 @@
 
 #include "autoguide/guidance.hpp"
 #include "autoguide/model.hpp"
+#include "autoguide/pixels.hpp"
 #include "autoguide/sampler.hpp"
 
 namespace autoguide {
@@ -29,9 +30,14 @@ struct BatchResult {
 };
 
 struct GenerateProgress {
-  int64_t images_done = 0, images_total = 0;
-  int step = 0, num_steps = 0;
+  int64_t images_done = 0, images_total = 0;  // images_done: finished before the batch now sampling
+  int64_t batch_images = 0;                   // the size of that batch (EDM2's split, not the maximum)
+  int step = 0, num_steps = 0;                // steps of that batch done so far
   int64_t main_evals = 0, guide_evals = 0;
+
+  // The share of the run's images done, counting the running batch by its steps: never decreases during a
+  // run, and is exactly 1 after the last step.
+  double fraction() const;
 };
 
 // The nets of a run: the main one, a guide (autoguidance, or CFG when unconditional) and, for the
@@ -55,9 +61,16 @@ GuidanceMode run_mode(const GenerateRequest& req, const Nets& nets);
 
 // Runs every batch (EDM2's split) in seed order. `skip` may return true for a batch whose outputs already
 // exist; `sink` receives each finished batch; `progress` is told after every sampler step.
-GenerateProgress generate(const Nets& nets, const GenerateRequest& req,
-                          const std::function<bool(const std::vector<int64_t>&)>& skip,
-                          const std::function<void(const BatchResult&)>& sink,
-                          const std::function<void(const GenerateProgress&)>& progress = nullptr);
+using SkipFn = std::function<bool(const std::vector<int64_t>&)>;
+using ProgressFn = std::function<void(const GenerateProgress&)>;
+GenerateProgress generate(const Nets& nets, const GenerateRequest& req, const SkipFn& skip,
+                          const std::function<void(const BatchResult&)>& sink, const ProgressFn& progress = nullptr);
+
+// Each finished batch with its pixels (uint8 [N,C,H,W] on the CPU; undefined without a decoder).
+using PixelSink = std::function<void(const BatchResult& batch, const torch::Tensor& pixels)>;
+
+// generate(), each batch decoded to pixels by `decoder` (null: samples only, e.g. latents for --npy).
+GenerateProgress generate_images(const Nets& nets, const GenerateRequest& req, PixelDecoder* decoder,
+                                 const SkipFn& skip, const PixelSink& sink, const ProgressFn& progress = nullptr);
 
 }  // namespace autoguide

@@ -7,16 +7,17 @@
 #include <string>
 
 #include "autoguide/generate.hpp"
+#include "autoguide/pixels.hpp"
 
 namespace autoguide {
 
 // EDM2's layout: OUTDIR/000016.png, or OUTDIR/000000/000016.png with subdirs (one folder per 1000 seeds).
 std::string image_path(const std::string& outdir, int64_t seed, bool subdirs);
 
-// The run's parameters (guidance, mode, sampler, schedule, churn, interval, dtype, nets with SHA-256
-// prefixes, tool version), as recorded in every PNG and manifest.
+// The run's parameters (guidance, mode, sampler, schedule, churn, interval, the precision the nets really
+// compute in, nets with SHA-256 prefixes, the VAE, tool version), as recorded in every PNG and manifest.
 nlohmann::json sample_parameters(const GenerateRequest& req, const Nets& nets, GuidanceMode mode,
-                                 const std::string& dtype);
+                                 const PixelDecoder* decoder);  // null: no images (samples only)
 
 // Writes pixels uint8 [C,H,W] to `path` (creating its folder, atomically) with `params` plus the seed and class
 // (null for unconditional nets) in the `parameters` tEXt chunk.

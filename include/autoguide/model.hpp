@@ -35,7 +35,7 @@ struct ModelInfo {
   bool conditional() const { return label_dim > 0; }
 };
 
-// The metadata file name inside the TorchScript archive (DESIGN.md §3).
+// The metadata file name inside the TorchScript archive; its fields: docs/model_format.md.
 inline constexpr const char* kMetadataName = "autoguide.json";
 inline constexpr int kFormatVersion = 1;
 
@@ -48,6 +48,10 @@ enum class NetPrecision { Auto, FP32, FP16, BF16 };
 NetPrecision parse_precision(const std::string& name, const torch::Device& device,
                              const std::string& option = "--dtype");
 std::string to_string(NetPrecision p);
+
+// The precision a net really computes in: Auto resolved as the exported network resolves it (fp16 on CUDA for
+// nets exported with use_fp16, fp32 otherwise).
+NetPrecision effective_precision(NetPrecision requested, const ModelInfo& info, const torch::Device& device);
 
 ModelInfo parse_model_info(const std::string& json_text, const std::string& origin);
 
@@ -65,16 +69,20 @@ class Denoiser {
   const std::string& path() const { return path_; }
   const std::string& file_sha256() const { return sha256_; }
   const torch::Device& device() const { return device_; }
+  NetPrecision precision() const { return precision_; }  // never Auto
   int64_t loaded_param_count() const;
 
  private:
-  Denoiser(torch::jit::Module m, ModelInfo info, std::string path, std::string sha, torch::Device device)
-      : module_(std::move(m)), info_(std::move(info)), path_(std::move(path)), sha256_(std::move(sha)), device_(device) {}
+  Denoiser(torch::jit::Module m, ModelInfo info, std::string path, std::string sha, torch::Device device,
+           NetPrecision precision)
+      : module_(std::move(m)), info_(std::move(info)), path_(std::move(path)), sha256_(std::move(sha)),
+        device_(device), precision_(precision) {}
 
   mutable torch::jit::Module module_;
   ModelInfo info_;
   std::string path_, sha256_;
   torch::Device device_;
+  NetPrecision precision_;
 };
 
 // Nets that sample together must agree on what x and sigma mean. Throws UsageError naming the mismatch.

@@ -28,4 +28,23 @@ Preset find_preset(const std::string& name);
 // --models DIR, else $AUTOGUIDE_MODELS, else ./models.
 std::string models_dir(const std::string& cli_value);
 
+// A preset's files as paths inside a models folder; empty where the preset has none or it is not wanted.
+struct PresetFiles {
+  std::string net, gnet, vae;
+};
+
+// Collects the presets' files; every missing one is listed (with the command that converts it, and
+// scripts/get_edm2.sh for the presets) in one UsageError, after all presets were looked at.
+class PresetLocator {
+ public:
+  explicit PresetLocator(std::string models_dir) : dir_(std::move(models_dir)) {}
+  PresetFiles locate(const Preset& p, bool with_gnet, bool with_vae);
+  void check() const;  // throws if any file was missing
+
+ private:
+  std::string path(const std::string& file, bool is_vae);
+  std::string dir_, missing_;
+  std::vector<std::string> names_;
+};
+
 }  // namespace autoguide

@@ -43,14 +43,9 @@ struct SettingRun {
   double seconds = 0;
 };
 
-// Network outputs [N,C,H,W] -> uint8 pixels [N,C',H',W'] on the CPU (decode_rgb, or a VAE).
-using DecodeFn = std::function<torch::Tensor(const torch::Tensor& samples)>;
-// Each finished batch with its decoded pixels (writing PNGs, feature statistics, ...).
-using PixelSink = std::function<void(const BatchResult& batch, const torch::Tensor& pixels)>;
-
-// Samples one setting on base's seeds; keeps the first `preview` images (in seed-list order).
-SettingRun run_setting(const Setting& setting, const GenerateRequest& base, const DecodeFn& decode,
-                       int64_t preview, const PixelSink& sink,
-                       const std::function<void(const GenerateProgress&)>& progress = nullptr);
+// Samples one setting on base's seeds, decoding with the decoder of its main net; keeps the first `preview`
+// images (in seed-list order). `sink` (writing PNGs, feature statistics, ...) may be null.
+SettingRun run_setting(const Setting& setting, const GenerateRequest& base, PixelDecoder& decoder,
+                       int64_t preview, const PixelSink& sink, const ProgressFn& progress = nullptr);
 
 }  // namespace autoguide

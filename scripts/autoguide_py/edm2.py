@@ -12,8 +12,9 @@ torch::jit::setGraphExecutorOptimize(false).)
 
 One deliberate difference: EDM2 normalises every weight on every call. Here `prepare()`
 does it once and keeps the result in `w_eff` (a plain tensor attribute, so it is not part
-of the state dict and not saved with the weights). Call `prepare()` after loading the model
-and after moving it to its device; forward refuses to run until then. Training (train mode,
+of the state dict and not saved with the weights). In eval mode forward calls `prepare()` itself
+when the weights are not prepared for the input's device (a file fresh from torch.jit.load, a model
+just moved); calling it explicitly after loading or moving does the same once, up front. Training (train mode,
 autoguide_py.training) calls it before every step, and then the gradient flows through it.
 """
 
@@ -439,6 +440,12 @@ class Precond(torch.nn.Module):
         self.logvar_linear.prepare(None, torch.float32)
 
     def forward(self, x: Tensor, sigma: Tensor, class_labels: Optional[Tensor] = None) -> Tensor:
+        # An exported file holds raw weights only (docs/model_format.md): in eval mode a net fresh from
+        # torch.jit.load, or moved to another device, prepares itself on first use. Training prepares
+        # explicitly before every step, so that the gradient flows through the normalisation.
+        w = self.logvar_linear.w_eff
+        if not self.training and (w.numel() == 0 or not (w.device == x.device)):
+            self.prepare()
         x = x.to(torch.float32)
         sigma = sigma.to(torch.float32).reshape(-1, 1, 1, 1)
         labels: Optional[Tensor] = None

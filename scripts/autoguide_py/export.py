@@ -7,6 +7,7 @@ executed), or an autoguide training checkpoint (a torch.save dict with 'config' 
 Output: a scripted `edm2.Precond` holding the raw weights in their stored dtype (prepare() is
 left to the loader, so the file is about the size of the weights), with the metadata in the
 TorchScript extra file `autoguide.json`. The file appears complete or not at all.
+The format (fields, types, version rule, the prepare() contract): docs/model_format.md.
 """
 
 import argparse

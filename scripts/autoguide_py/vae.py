@@ -10,6 +10,7 @@ query/key/value/proj_attn) and the original CompVis `vae-ft-mse-840000-ema-prune
 
 Input: latents in the SD-VAE space (EDM2 has already undone its own scale and bias).
 Output: images in about [0, 1], because EDM2 encoded [0, 1] images, not SD's [-1, 1].
+The exported file's format (kind "vae"): docs/model_format.md.
 """
 
 import collections

@@ -1,25 +1,35 @@
 // `autoguide compare`: no guidance, CFG, autoguidance (and their mix) side by side on the same seeds, as one
-// labelled grid; with a detector, the FD of each row on stdout.
+// labelled grid; with a detector, the FD of each row on stdout. Rows come from nets and weights given one by
+// one, or from presets (one row each).
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "autoguide/atomic_file.hpp"
 #include "autoguide/error.hpp"
 #include "autoguide/png.hpp"
+#include "autoguide/preset.hpp"
 #include "commands.hpp"
-#include "device.hpp"
-#include "settings.hpp"
+#include "fd_options.hpp"
+#include "nets.hpp"
+#include "rows.hpp"
+#include "sampling_options.hpp"
+
+namespace fs = std::filesystem;
 
 namespace autoguide::cli {
 
 namespace {
 
 struct CompareOptions {
+  std::vector<std::string> presets;
   std::string net, gnet, uncond, out;
   double ag = std::nan(""), cfg = std::nan(""), alpha = std::nan(""), mix = std::nan("");
+  int grid_cols = 16;
   bool overwrite = false;
   SamplingOptions sampling;
+  FdOptions fd;
 };
 
 std::string label(GuidanceMode mode, double w, double alpha = std::nan("")) {
@@ -28,9 +38,8 @@ std::string label(GuidanceMode mode, double w, double alpha = std::nan("")) {
   return l;
 }
 
-void run_compare(CompareOptions& o) {
-  if (o.net.empty()) throw UsageError("no main net: give --net MODEL.pt");
-  if (o.out.empty()) throw UsageError("nothing to write: give --out FILE.png");
+void check_explicit(const CompareOptions& o) {
+  if (o.net.empty()) throw UsageError("no main net: give --net MODEL.pt or --preset NAME (repeatable)");
   if (o.gnet.empty() && o.uncond.empty())
     throw UsageError("nothing to compare: give --gnet G.pt --ag W (autoguidance) and/or --uncond U.pt --cfg W (CFG)");
   if (!o.gnet.empty() && std::isnan(o.ag)) throw UsageError("--gnet needs its weight: add --ag W (e.g. 2.1)");
@@ -42,20 +51,18 @@ void run_compare(CompareOptions& o) {
   if (!std::isnan(o.mix) && std::isnan(o.alpha)) throw UsageError("--mix is the weight of the mixed row: add --alpha A");
   for (const auto& [w, name] : std::vector<std::pair<double, std::string>>{{o.ag, "--ag"}, {o.cfg, "--cfg"}, {o.mix, "--mix"}})
     if (!std::isnan(w)) validate_weight(w, name);
-  const GenerateRequest base = base_request(o.sampling);
-  if (!o.overwrite && file_exists(o.out)) throw UsageError(o.out + " already exists; add --overwrite to replace it");
+}
 
-  const torch::Device device = select_device(o.sampling.device, o.sampling.threads);
-  NetCache nets(device, parse_precision(o.sampling.dtype, device));
+// None, then CFG, autoguidance and the mix where their nets are given.
+std::vector<Row> explicit_rows(const CompareOptions& o, NetCache& nets, const GenerateRequest& base) {
   const Denoiser& main = nets.get(o.net);
-  check_pixels(main);
   const Denoiser* gnet = o.gnet.empty() ? nullptr : &nets.get(o.gnet);
   const Denoiser* uncond = o.uncond.empty() ? nullptr : &nets.get(o.uncond);
-
   std::vector<Row> rows;
   auto add = [&](Nets n, double w, double alpha, GuidanceMode expected, const std::string& role) {
     Row row;
     row.setting = {"", n, w, alpha};
+    row.decoder = &nets.decoder(main);
     const GenerateRequest req = row.setting.request(base);
     validate(req, n);
     // The row's label promises a mode; a net passed in the wrong role would silently give the other one.
@@ -72,17 +79,81 @@ void run_compare(CompareOptions& o) {
         "--gnet must be conditioned like the main net (autoguidance); pass an unconditional guide as --uncond");
   if (!std::isnan(o.alpha))
     add({&main, gnet, uncond}, std::isnan(o.mix) ? o.ag : o.mix, o.alpha, GuidanceMode::Mixed, "");
-  std::optional<FdSetup> fd = open_fd(o.sampling, device, main.info());
+  return rows;
+}
+
+struct PresetRow {
+  Preset preset;
+  PresetFiles files;
+};
+
+// The presets and their files (every missing file of every preset listed at once); the VAE they share.
+std::vector<PresetRow> locate_presets(const CompareOptions& o, const SamplingSetup& setup, std::string& vae) {
+  if (!o.net.empty() || !o.gnet.empty() || !o.uncond.empty() || !std::isnan(o.ag) || !std::isnan(o.cfg) ||
+      !std::isnan(o.alpha) || !std::isnan(o.mix))
+    throw UsageError("--preset rows bring their own nets and weights; drop --net/--gnet/--uncond/--ag/--cfg/"
+                     "--alpha/--mix, or drop --preset");
+  PresetLocator locator(setup.models);
+  std::vector<PresetRow> rows;
+  for (const auto& name : o.presets) {
+    Preset p = find_preset(name);
+    rows.push_back({p, locator.locate(p, p.guidance != 1, !o.sampling.vae_given())});
+  }
+  locator.check();
+  vae = o.sampling.vae;
+  for (const auto& r : rows) {
+    if (o.sampling.vae_given() || r.files.vae.empty()) continue;
+    if (!vae.empty() && vae != r.files.vae)
+      throw UsageError("presets " + rows.front().preset.name + " and " + r.preset.name +
+                       " name different VAEs; give one with --vae");
+    vae = r.files.vae;
+  }
+  return rows;
+}
+
+// One row per preset: its nets and weight, labelled with the preset, the mode, w and the main net.
+std::vector<Row> preset_rows(const std::vector<PresetRow>& presets, NetCache& nets, const GenerateRequest& base) {
+  std::vector<Row> rows;
+  for (const auto& pr : presets) {
+    const Denoiser& main = nets.get(pr.files.net);
+    const Denoiser* guide = pr.files.gnet.empty() ? nullptr : &nets.get(pr.files.gnet);
+    Row row;
+    row.setting = {"", {&main, guide, nullptr}, pr.preset.guidance};
+    row.decoder = &nets.decoder(main);
+    row.provenance["preset"] = pr.preset.name;
+    const GenerateRequest req = row.setting.request(base);
+    validate(req, row.setting.nets);
+    row.setting.label = pr.preset.name + ": " + label(run_mode(req, row.setting.nets), pr.preset.guidance) +
+                        ", net " + fs::path(pr.files.net).stem().string();
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+void print_fds(const std::vector<Row>& rows) {
+  for (const auto& r : rows) {
+    char line[64];
+    std::snprintf(line, sizeof line, "%.10g", *r.fd);
+    std::cout << r.setting.label << "\tfd " << line << "\n";
+  }
+}
+
+void run_compare(CompareOptions& o) {
+  if (o.out.empty()) throw UsageError("nothing to write: give --out FILE.png");
+  if (o.presets.empty()) check_explicit(o);
+  const SamplingSetup setup = resolve_sampling(o.sampling, fd_seeds(o.fd, o.sampling));
+  std::string vae = o.sampling.vae;
+  const std::vector<PresetRow> presets = o.presets.empty() ? std::vector<PresetRow>{} : locate_presets(o, setup, vae);
+  if (!o.overwrite && file_exists(o.out)) throw UsageError(o.out + " already exists; add --overwrite to replace it");
+
+  NetCache nets(setup, vae);
+  std::vector<Row> rows = presets.empty() ? explicit_rows(o, nets, setup.base) : preset_rows(presets, nets, setup.base);
+  std::optional<FdSetup> fd = open_fd(o.fd, setup.device, common_image_shape(rows));
   ensure_writable_parent(o.out);
 
-  run_rows(rows, base, o.sampling, "", fd ? &*fd : nullptr);
-  write_png(o.out, rows_grid(rows, base));
-  if (fd)
-    for (const auto& r : rows) {
-      char line[64];
-      std::snprintf(line, sizeof line, "%.10g", *r.fd);
-      std::cout << r.setting.label << "\tfd " << line << "\n";
-    }
+  run_rows(rows, setup.base, {"", o.grid_cols, o.sampling.quiet}, fd ? &*fd : nullptr);
+  write_png(o.out, rows_grid(rows, setup.base));
+  if (fd) print_fds(rows);
   if (!o.sampling.quiet) std::cerr << "autoguide: " << rows.size() << " rows -> " << o.out << "\n";
 }
 
@@ -92,6 +163,7 @@ void add_compare(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "compare", "No guidance, CFG and autoguidance (and their mix) side by side on the same seeds; FD per row");
   static CompareOptions o;
+  cmd->add_option("--preset", o.presets, "A row per preset, with its nets, weight and VAE (repeat for more rows)");
   cmd->add_option("--net", o.net, "Main network (.pt from scripts/export_edm2.py)");
   cmd->add_option("--gnet", o.gnet, "Autoguidance guide: a weaker version of the main net");
   cmd->add_option("--ag", o.ag, "Autoguidance weight for --gnet");
@@ -101,7 +173,10 @@ void add_compare(CLI::App& app) {
   cmd->add_option("--mix", o.mix, "Weight of the mixed row (default: --ag)");
   cmd->add_option("--out", o.out, "Grid PNG to write: one labelled row per mode, one column per seed");
   cmd->add_flag("--overwrite", o.overwrite, "Replace --out if it exists");
-  add_sampling_options(*cmd, o.sampling);
+  add_grid_cols_option(*cmd, o.grid_cols);
+  o.sampling.seeds = "0-7";
+  add_sampling_options(*cmd, o.sampling, "Seeds, the same for every row (or 0..N-1 with --num N)");
+  add_fd_options(*cmd, o.fd);
   cmd->callback([] { run_compare(o); });
 }
 

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);
-    return fail(2, std::string(e.what()) + (app.get_subcommands().empty() ? "" : ""));
+    return fail(2, e.what());
   } catch (const autoguide::UsageError& e) {
     return fail(2, e.what());
   } catch (const c10::Error& e) {

@@ -2,6 +2,7 @@
 #pragma once
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -12,9 +13,11 @@ class ProgressLine {
  public:
   explicit ProgressLine(bool enabled) : enabled_(enabled && ::isatty(STDERR_FILENO)) {}
 
-  // fraction in [0,1] of the whole job; text describes where it is.
+  // fraction in [0,1] of the whole job; text describes where it is. The line never moves backwards.
   void update(double fraction, const std::string& text) {
     if (!enabled_) return;
+    fraction = std::max(fraction, shown_);
+    shown_ = fraction;
     const double secs = elapsed();
     const double eta = fraction > 0 ? secs * (1 - fraction) / fraction : 0;
     std::fprintf(stderr, "\r%s  %.0f%%  %.1fs  ETA %.0fs   ", text.c_str(), 100 * fraction, secs, eta);
@@ -34,6 +37,7 @@ class ProgressLine {
  private:
   bool enabled_;
   bool dirty_ = false;
+  double shown_ = 0;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 

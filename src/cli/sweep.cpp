@@ -12,8 +12,11 @@
 #include "autoguide/plot.hpp"
 #include "autoguide/png.hpp"
 #include "commands.hpp"
-#include "device.hpp"
-#include "settings.hpp"
+#include "autoguide/preset.hpp"
+#include "fd_options.hpp"
+#include "nets.hpp"
+#include "rows.hpp"
+#include "sampling_options.hpp"
 
 namespace fs = std::filesystem;
 
@@ -22,9 +25,11 @@ namespace autoguide::cli {
 namespace {
 
 struct SweepOptions {
-  std::string net, gnets, weights = "1:3:0.25", outdir;
+  std::string preset, net, gnets, weights = "1:3:0.25", outdir;
+  int grid_cols = 16;
   bool overwrite = false;
   SamplingOptions sampling;
+  FdOptions fd;
 };
 
 std::vector<std::string> split_list(const std::string& text, const std::string& option) {
@@ -75,56 +80,106 @@ std::string number(double v) {
   return s;
 }
 
-void run_sweep(SweepOptions& o) {
-  if (o.net.empty()) throw UsageError("no main net: give --net MODEL.pt");
-  if (o.gnets.empty()) throw UsageError("no guide to sweep: give --gnet GUIDE.pt (or a,b.pt for several)");
-  if (o.outdir.empty()) throw UsageError("no output folder: give --outdir DIR");
-  const std::vector<double> weights = parse_weights(o.weights, "--guidance");
-  const std::vector<std::string> gnets = split_list(o.gnets, "--gnet");
-  const std::vector<std::string> names = guide_names(gnets);
-  const GenerateRequest base = base_request(o.sampling);
+// The main net, the guides and the VAE: given, or a preset's (looked up in the models folder).
+struct SweepNets {
+  std::string net, vae;
+  std::vector<std::string> gnets;
+};
 
-  const torch::Device device = select_device(o.sampling.device, o.sampling.threads);
-  NetCache nets(device, parse_precision(o.sampling.dtype, device));
-  const Denoiser& main = nets.get(o.net);
-  check_pixels(main);
+SweepNets sweep_nets(const SweepOptions& o, const SamplingSetup& setup) {
+  SweepNets n{o.net, o.sampling.vae, {}};
+  if (!o.preset.empty()) {
+    if (!o.net.empty() || !o.gnets.empty())
+      throw UsageError("--preset names the nets; drop --net/--gnet, or drop --preset");
+    const Preset p = find_preset(o.preset);
+    if (p.gnet.empty())
+      throw UsageError("preset " + p.name + " has no guiding net to sweep; use a guided preset (autoguide presets)");
+    PresetLocator locate(setup.models);
+    const PresetFiles f = locate.locate(p, true, !o.sampling.vae_given());
+    locate.check();
+    n.net = f.net, n.gnets = {f.gnet};
+    if (!o.sampling.vae_given()) n.vae = f.vae;
+    return n;
+  }
+  if (o.net.empty()) throw UsageError("no main net: give --net MODEL.pt or --preset NAME");
+  if (o.gnets.empty()) throw UsageError("no guide to sweep: give --gnet GUIDE.pt (or a,b.pt for several)");
+  n.gnets = split_list(o.gnets, "--gnet");
+  return n;
+}
+
+// One row per guide and weight, in that order.
+std::vector<Row> sweep_rows(const SweepOptions& o, NetCache& nets, const SweepNets& chosen,
+                            const std::vector<double>& weights) {
+  const std::vector<std::string> names = guide_names(chosen.gnets);
+  const Denoiser& main = nets.get(chosen.net);
+  PixelDecoder& decoder = nets.decoder(main);
   std::vector<Row> rows;
   int unguided = -1;  // w = 1 never evaluates the guide: sampled once, shared by every guide's curve
-  for (size_t g = 0; g < gnets.size(); ++g) {
-    const Denoiser& guide = nets.get(gnets[g]);
+  for (size_t g = 0; g < chosen.gnets.size(); ++g) {
+    const Denoiser& guide = nets.get(chosen.gnets[g]);
     for (double w : weights) {
       Row row;
       row.setting = {names[g] + " w=" + format_weight(w), {&main, &guide, nullptr}, w};
+      row.decoder = &decoder;
+      if (!o.preset.empty()) row.provenance["preset"] = o.preset;
       row.folder = w == 1 ? "unguided-w1.00" : folder_name(names[g], w);
       if (w == 1 && unguided >= 0) row.same_as = unguided;
       if (w == 1 && unguided < 0) unguided = static_cast<int>(rows.size());
       rows.push_back(row);
     }
   }
-  std::vector<Setting> settings;
-  for (const auto& r : rows) settings.push_back(r.setting);
-  validate(settings, base);
-  std::optional<FdSetup> fd = open_fd(o.sampling, device, main.info());
+  return rows;
+}
 
-  // Nothing a user already has is replaced unless asked; with --overwrite, old PNGs in a setting's folder go
-  // first, so that a folder holds this run's images only (fid reads whole folders).
+// The sweep's files and folders, refused where they exist unless --overwrite (nothing a user already has is
+// replaced unless asked). Returns the folders.
+std::set<std::string> plan_outputs(const SweepOptions& o, const SweepNets& chosen, const std::vector<double>& weights) {
   const fs::path out(o.outdir);
-  std::vector<fs::path> files = {out / "grid.png", out / "results.csv", out / "results.json", out / "fd.png"};
   std::set<std::string> folders;
-  for (const auto& r : rows) folders.insert(r.folder);
+  for (const auto& name : guide_names(chosen.gnets))
+    for (double w : weights) folders.insert(w == 1 ? "unguided-w1.00" : folder_name(name, w));
+  std::vector<fs::path> files = {out / "grid.png", out / "results.csv", out / "results.json", out / "fd.png"};
   for (const auto& f : folders) files.push_back(out / f);
   for (const auto& f : files)
     if (!o.overwrite && fs::exists(f))
       throw UsageError(f.string() + " already exists; add --overwrite to replace the sweep's outputs");
+  return folders;
+}
+
+// With --overwrite, old PNGs in a setting's folder go first, so that a folder holds this run's images only
+// (fid reads whole folders).
+void clear_folders(const SweepOptions& o, const std::set<std::string>& folders) {
   ensure_writable_dir(o.outdir);
-  if (o.overwrite)
-    for (const auto& f : folders)
-      if (fs::is_directory(out / f))
-        for (const auto& e : fs::recursive_directory_iterator(out / f))
-          if (e.is_regular_file() && e.path().extension() == ".png") fs::remove(e.path());
+  if (!o.overwrite) return;
+  for (const auto& f : folders)
+    if (fs::is_directory(fs::path(o.outdir) / f))
+      for (const auto& e : fs::recursive_directory_iterator(fs::path(o.outdir) / f))
+        if (e.is_regular_file() && e.path().extension() == ".png") fs::remove(e.path());
+}
 
-  run_rows(rows, base, o.sampling, o.outdir, fd ? &*fd : nullptr);
+// FD against w, a curve per guide.
+void write_fd_plot(const fs::path& file, const std::vector<Row>& rows, const std::vector<std::string>& names,
+                   const std::vector<double>& weights, size_t samples) {
+  std::vector<Series> curves;
+  for (size_t g = 0; g < names.size(); ++g) {
+    Series s{names[g], {}, {}};
+    for (size_t k = 0; k < weights.size(); ++k) {
+      s.x.push_back(weights[k]);
+      s.y.push_back(*rows[g * weights.size() + k].fd);
+    }
+    curves.push_back(s);
+  }
+  const std::string n = std::to_string(samples);
+  write_png(file.string(), line_plot(curves, {"FD (" + n + " samples) against the guidance weight", "guidance weight w", "FD"}));
+}
 
+// grid.png, results.csv/json and, with FDs, fd.png.
+void write_results(const SweepOptions& o, const SweepNets& chosen, const std::vector<Row>& rows,
+                   const std::vector<double>& weights, const GenerateRequest& base, bool has_fd) {
+  const fs::path out(o.outdir);
+  const std::vector<std::string>& gnets = chosen.gnets;
+  const std::vector<std::string> names = guide_names(gnets);
+  const PixelDecoder& decoder = *rows.front().decoder;
   write_png((out / "grid.png").string(), rows_grid(rows, base));
   nlohmann::json settings_json = nlohmann::json::array();
   std::string csv = "guide,w,mode,folder,fd\n";
@@ -139,35 +194,44 @@ void run_sweep(SweepOptions& o) {
     csv += csv_field(names[g]) + "," + number(r.setting.guidance) + "," + to_string(r.run.mode) + "," +
            csv_field(r.folder) + "," + (r.fd ? number(*r.fd) : "") + "\n";
   }
-  nlohmann::json results = {{"net", o.net},
-                            {"seeds", seeds_text(o.sampling)},
+  nlohmann::json results = {{"net", chosen.net},
+                            {"seeds", fd_seeds(o.fd, o.sampling)},
                             {"class_idx", base.class_idx >= 0 ? nlohmann::json(base.class_idx) : nlohmann::json()},
                             {"steps", base.sampler.schedule.num_steps},
                             {"sampler", to_string(base.sampler.kind)},
                             {"interval", base.interval.describe()},
-                            {"dtype", o.sampling.dtype},
+                            {"dtype", to_string(rows.front().setting.nets.main->precision())},
                             {"settings", settings_json},
                             {"tool", "autoguide " AUTOGUIDE_VERSION}};
-  if (fd) results["detector"] = o.sampling.detector, results["ref"] = o.sampling.ref;
+  if (decoder.vae()) results["vae"] = decoder.vae()->path(), results["vae_dtype"] = to_string(decoder.vae()->precision());
+  if (!o.preset.empty()) results["preset"] = o.preset;
+  if (has_fd) results["detector"] = o.fd.detector, results["ref"] = o.fd.ref;
   write_file_atomic((out / "results.csv").string(), csv);
   write_file_atomic((out / "results.json").string(), results.dump(2) + "\n");
-  if (fd) {
-    std::vector<Series> curves;
-    for (size_t g = 0; g < gnets.size(); ++g) {
-      Series s{names[g], {}, {}};
-      for (size_t k = 0; k < weights.size(); ++k) {
-        s.x.push_back(weights[k]);
-        s.y.push_back(*rows[g * weights.size() + k].fd);
-      }
-      curves.push_back(s);
-    }
-    const std::string n = std::to_string(base.seeds.size());
-    write_png((out / "fd.png").string(),
-              line_plot(curves, {"FD (" + n + " samples) against the guidance weight", "guidance weight w", "FD"}));
-  }
+  if (has_fd) write_fd_plot(out / "fd.png", rows, names, weights, base.seeds.size());
+}
+
+void run_sweep(SweepOptions& o) {
+  if (o.outdir.empty()) throw UsageError("no output folder: give --outdir DIR");
+  const std::vector<double> weights = parse_weights(o.weights, "--guidance");
+  const SamplingSetup setup = resolve_sampling(o.sampling, fd_seeds(o.fd, o.sampling));
+  const SweepNets chosen = sweep_nets(o, setup);
+  const std::set<std::string> folders = plan_outputs(o, chosen, weights);
+
+  NetCache nets(setup, chosen.vae);
+  std::vector<Row> rows = sweep_rows(o, nets, chosen, weights);
+  std::vector<Setting> settings;
+  for (const auto& r : rows) settings.push_back(r.setting);
+  validate(settings, setup.base);
+  std::optional<FdSetup> fd = open_fd(o.fd, setup.device, rows.front().decoder->image_shape());
+  clear_folders(o, folders);
+
+  run_rows(rows, setup.base, {o.outdir, o.grid_cols, o.sampling.quiet}, fd ? &*fd : nullptr);
+  write_results(o, chosen, rows, weights, setup.base, fd.has_value());
   if (!o.sampling.quiet)
-    std::cerr << "autoguide: swept " << rows.size() << " settings; wrote " << (out / "grid.png").string() << ", "
-              << (out / "results.csv").string() << (fd ? ", " + (out / "fd.png").string() : "") << "\n";
+    std::cerr << "autoguide: swept " << rows.size() << " settings; wrote " << (fs::path(o.outdir) / "grid.png").string()
+              << ", " << (fs::path(o.outdir) / "results.csv").string()
+              << (fd ? ", " + (fs::path(o.outdir) / "fd.png").string() : "") << "\n";
 }
 
 }  // namespace
@@ -175,13 +239,17 @@ void run_sweep(SweepOptions& o) {
 void add_sweep(CLI::App& app) {
   auto* cmd = app.add_subcommand("sweep", "Sample guides at several guidance weights on the same seeds: grid, folders, FD");
   static SweepOptions o;
+  cmd->add_option("--preset", o.preset, "Sweep a guided preset's main net and guide (and its VAE)");
   cmd->add_option("--net", o.net, "Main network (.pt from scripts/export_edm2.py)");
   cmd->add_option("--gnet", o.gnets, "Guiding network(s), comma-separated; each is swept");
   cmd->add_option("--guidance", o.weights, "Weights: a list (1,1.5,2.1) or START:STOP:STEP (1:3:0.25)")
       ->capture_default_str();
   cmd->add_option("--outdir", o.outdir, "Output folder: grid.png, results.csv/json, fd.png, one folder per setting");
   cmd->add_flag("--overwrite", o.overwrite, "Replace the outputs of an earlier sweep in --outdir");
-  add_sampling_options(*cmd, o.sampling);
+  add_grid_cols_option(*cmd, o.grid_cols);
+  o.sampling.seeds = "0-7";
+  add_sampling_options(*cmd, o.sampling, "Seeds, the same for every setting (or 0..N-1 with --num N)");
+  add_fd_options(*cmd, o.fd);
   cmd->callback([] { run_sweep(o); });
 }
 

@@ -50,16 +50,22 @@ TEST(VaeDecoder, ReproducesPythonModule) {
   EXPECT_GT(((expected > 0) & (expected < 1)).to(torch::kFloat32).mean().item<double>(), 0.3);
 }
 
-TEST(VaeDecoder, Bf16StaysCloseToFp32) {
+TEST(VaeDecoder, Bf16EqualsPytorchsBf16AndStaysNearFp32) {
   auto z = read_npy(fixture("vae_z.npy"));
-  auto expected = read_npy(fixture("vae_out.npy"));
+  auto fp32 = read_npy(fixture("vae_out.npy"));
+  auto bf16_python = read_npy(fixture("vae_out_bf16.npy"));
   auto vae = VaeDecoder::load(fixture("vae.pt"), torch::kCPU, NetPrecision::BF16);
   auto out = vae(z);
   EXPECT_EQ(out.scalar_type(), torch::kFloat32);
-  const double mean_err = (out - expected).abs().mean().item<double>();
+  // The same bf16 kernels as PyTorch's Python API on this CPU: equal up to the order of a few reductions.
+  EXPECT_LT((out - bf16_python).abs().max().item<double>(), 1e-2);
+  const double mean_err = (out - fp32).abs().mean().item<double>();
   EXPECT_GT(mean_err, 0);  // it really ran in bf16
-  // bf16 keeps 8 significant bits; errors grow through the ~15 layers but stay small next to the [0,1] range.
-  EXPECT_LT(mean_err, 0.02) << "max " << (out - expected).abs().max().item<double>();
+  // bf16 keeps 8 significant bits and the error grows through the ~15 layers of this random-weight decoder,
+  // whose outputs have mean magnitude ~0.5: measured 0.049 on an AMD EPYC without AVX512-BF16 (PyTorch's own
+  // bf16 gives the same), under 0.02 on CPUs with it. The bound catches a decoder that is not run in bf16
+  // consistently (e.g. fp32 weights with bf16 activations fail to run at all, garbage exceeds 0.3).
+  EXPECT_LT(mean_err, 0.1) << "max " << (out - fp32).abs().max().item<double>();
 }
 
 TEST(VaeDecoder, RefusesFilesThatAreNoVae) {

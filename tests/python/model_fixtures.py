@@ -3,6 +3,7 @@
 Run as a script to write the fixtures the C++ tests read (ctest does this first):
     python3 tests/python/model_fixtures.py OUTDIR
 """
+import copy
 import json
 import os
 import sys
@@ -141,6 +142,9 @@ def write_vae_fixtures(outdir):
     np.save(os.path.join(outdir, 'vae_z.npy'), z.numpy())
     with torch.no_grad():
         np.save(os.path.join(outdir, 'vae_out.npy'), vae(z).numpy())
+        # The same decoder in bf16 through PyTorch's own kernels, the reference for the C++ bf16 path.
+        bf16 = copy.deepcopy(vae).to(torch.bfloat16)
+        np.save(os.path.join(outdir, 'vae_out_bf16.npy'), bf16(z.to(torch.bfloat16)).float().numpy())
 
 
 def load_exported(path, device='cpu'):

@@ -181,11 +181,15 @@ def test_fresh_network_is_c_skip_times_x():
     assert torch.allclose(net(x, sigma, labels), x * c_skip.reshape(-1, 1, 1, 1), rtol=1e-6)
 
 
-def test_forward_requires_prepare():
+def test_forward_prepares_itself_in_eval_mode_and_requires_prepare_in_training():
     net = make_net(TINY_UNCOND)
     x, _ = inputs(TINY_UNCOND)
     with pytest.raises(RuntimeError, match='prepare'):
-        net(x, torch.tensor(1.0))
+        net.train()(x, torch.tensor(1.0))
+    with torch.no_grad():
+        auto = net.eval()(x, torch.tensor(1.0))
+        net.prepare()
+        assert torch.equal(net(x, torch.tensor(1.0)), auto)
 
 
 # ----------------------------------------------------------------------------

@@ -61,8 +61,8 @@ def test_cli_exports_edm2_pickle(cond_export):
 
     model = torch.jit.load(str(out))
     with pytest.raises((RuntimeError, torch.jit.Error), match='prepare'):  # loaded modules raise jit.Error
-        model(*inputs(TINY_COND)[:1], torch.tensor(1.0))
-    model.prepare()
+        model.train()(*inputs(TINY_COND)[:1], torch.tensor(1.0))
+    model.eval().prepare()
     assert_same_outputs(model, reference_net(net), TINY_COND)
 
 
@@ -115,6 +115,22 @@ def test_export_precond_from_python_network(tmp_path):
     assert_same_outputs(model, net, TINY_COND)
     with pytest.raises(ValueError, match='unknown metadata'):
         export.export_precond(net, tmp_path / 'm.pt', {'kimg': 1})
+
+
+def test_a_file_fresh_from_torch_jit_load_can_be_called_directly(tmp_path):
+    net = make_net(TINY_COND, seed=6).eval()
+    export.export_precond(net, tmp_path / 'n.pt')
+    direct = torch.jit.load(str(tmp_path / 'n.pt'))  # no prepare(): it prepares itself on first use
+    x, labels = inputs(TINY_COND)
+    with torch.no_grad():
+        got = direct(x, torch.tensor(2.0), labels)
+        net.prepare()
+        assert torch.equal(got, net(x, torch.tensor(2.0), labels))
+        assert direct.logvar_linear.w_eff.numel() > 0  # prepared once, kept
+        # In training mode the weights must be prepared explicitly each step; the error says how.
+        fresh = torch.jit.load(str(tmp_path / 'n.pt')).train()
+        with pytest.raises((RuntimeError, torch.jit.Error), match=r'call prepare\(\) after loading'):
+            fresh(x, torch.tensor(2.0), labels)
 
 
 def test_own_checkpoint(tmp_path):

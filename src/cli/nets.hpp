@@ -1,0 +1,40 @@
+// The nets of a sampling command, each file loaded once on one device in one precision, and the pixel
+// decoder of each main net (the VAE, when a latent net needs one, loaded once too).
+#pragma once
+#include <torch/types.h>
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "autoguide/decoder.hpp"
+#include "autoguide/model.hpp"
+#include "autoguide/pixels.hpp"
+#include "sampling_options.hpp"
+
+namespace autoguide::cli {
+
+class NetCache {
+ public:
+  // vae_path: --vae or a preset's VAE; empty when none. latent_hint: what else the command offers a latent
+  // net without a VAE (appended to that error).
+  NetCache(const SamplingSetup& setup, std::string vae_path, std::string latent_hint = "")
+      : setup_(setup), vae_path_(std::move(vae_path)), latent_hint_(std::move(latent_hint)) {}
+
+  const Denoiser& get(const std::string& path);
+
+  // EDM2's RGB decoding, or the VAE for a latent net; refuses a latent net without a VAE and a VAE for a
+  // pixel net.
+  PixelDecoder& decoder(const Denoiser& main);
+
+  const VaeDecoder* vae() const { return vae_ ? &*vae_ : nullptr; }
+
+ private:
+  const SamplingSetup& setup_;
+  std::string vae_path_, latent_hint_;
+  std::map<std::string, Denoiser> nets_;  // node-based: references stay valid as nets are added
+  std::optional<VaeDecoder> vae_;
+  std::map<const Denoiser*, PixelDecoder> decoders_;
+};
+
+}  // namespace autoguide::cli

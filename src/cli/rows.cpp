@@ -1,0 +1,94 @@
+#include "rows.hpp"
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "autoguide/error.hpp"
+#include "autoguide/grid.hpp"
+#include "autoguide/image_output.hpp"
+#include "features.hpp"
+#include "progress.hpp"
+#include "sampling_options.hpp"
+
+namespace fs = std::filesystem;
+
+namespace autoguide::cli {
+
+namespace {
+
+void summarise(const Row& row, size_t images) {
+  char fd_text[48] = "";
+  if (row.fd) std::snprintf(fd_text, sizeof fd_text, ", fd %.6g", *row.fd);
+  std::cerr << "autoguide: " << row.setting.label << " (" << to_string(row.run.mode) << "): " << images
+            << " images in " << row.run.seconds << " s" << fd_text << "\n";
+}
+
+}  // namespace
+
+void add_grid_cols_option(CLI::App& cmd, int& cols) {
+  cmd.add_option("--grid-cols,--grid_cols", cols, "Seeds shown per grid row (the first ones)")
+      ->check(at_least(1))->capture_default_str();
+}
+
+std::array<int64_t, 3> common_image_shape(const std::vector<Row>& rows) {
+  const auto shape = rows.front().decoder->image_shape();
+  for (const auto& r : rows)
+    if (r.decoder->image_shape() != shape)
+      throw UsageError("the rows make images of different sizes (" + rows.front().setting.label + " and " +
+                       r.setting.label + "); compare nets of one data set");
+  return shape;
+}
+
+void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, FdSetup* fd) {
+  ProgressLine line(!out.quiet);
+  const int64_t preview = std::min<int64_t>(out.grid_cols, static_cast<int64_t>(base.seeds.size()));
+  for (size_t i = 0; i < rows.size(); ++i) {
+    Row& row = rows[i];
+    if (row.same_as >= 0) {
+      const Row& earlier = rows[static_cast<size_t>(row.same_as)];
+      row.run = earlier.run, row.fd = earlier.fd, row.folder = earlier.folder;
+      continue;
+    }
+    const GenerateRequest req = row.setting.request(base);
+    nlohmann::json params = sample_parameters(req, row.setting.nets, run_mode(req, row.setting.nets), row.decoder);
+    params.update(row.provenance);
+    const std::string dir = row.folder.empty() ? "" : (fs::path(out.outdir) / row.folder).string();
+    std::optional<StreamStats> stats;
+    if (fd) stats.emplace(fd->detector, fd->ref.dim(), fd->ref_path);
+    auto sink = [&](const BatchResult& r, const torch::Tensor& pixels) {
+      if (stats) stats->add(pixels);
+      if (dir.empty()) return;
+      for (size_t k = 0; k < r.seeds.size(); ++k) {
+        const auto idx = static_cast<int64_t>(k);
+        write_sample_png(image_path(dir, r.seeds[k], false), pixels[idx], params, r.seeds[k],
+                         r.classes.defined() ? nlohmann::json(r.classes[idx].item<int64_t>()) : nlohmann::json());
+      }
+    };
+    const std::string where = "setting " + std::to_string(i + 1) + "/" + std::to_string(rows.size()) + " (" +
+                              row.setting.label + ")  image ";
+    auto progress = [&](const GenerateProgress& p) {
+      line.update((static_cast<double>(i) + p.fraction()) / static_cast<double>(rows.size()),
+                  where + std::to_string(p.images_done) + "/" + std::to_string(p.images_total));
+    };
+    row.run = run_setting(row.setting, base, *row.decoder, preview, sink, progress);
+    if (stats) row.fd = frechet_distance(stats->finish(), fd->ref);
+    line.finish();
+    if (!out.quiet) summarise(row, base.seeds.size());
+  }
+}
+
+torch::Tensor rows_grid(const std::vector<Row>& rows, const GenerateRequest& base) {
+  std::vector<torch::Tensor> tiles;
+  GridLabels labels;
+  for (const auto& r : rows) {
+    tiles.push_back(r.run.preview);
+    labels.rows.push_back(r.setting.label);
+  }
+  const int64_t cols = rows.front().run.preview.size(0);
+  for (int64_t k = 0; k < cols; ++k) labels.columns.push_back(std::to_string(base.seeds[static_cast<size_t>(k)]));
+  labels.corner = "seed";
+  return make_labelled_grid(torch::cat(tiles), static_cast<int>(cols), labels);
+}
+
+}  // namespace autoguide::cli

@@ -1,0 +1,48 @@
+// What sweep and compare share after their options: a list of settings run one after another on the same
+// seeds, each written and measured like `generate`'s output, and shown as the rows of one labelled grid.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <torch/types.h>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "autoguide/pixels.hpp"
+#include "autoguide/sweep.hpp"
+#include "fd_options.hpp"
+
+namespace autoguide::cli {
+
+struct Row {
+  Setting setting;
+  PixelDecoder* decoder = nullptr;  // of the setting's main net
+  nlohmann::json provenance = nlohmann::json::object();  // recorded beside the parameters (e.g. the preset)
+  std::string folder;  // under the output folder; empty: no PNGs
+  int same_as = -1;    // an earlier row that samples the very same images (w = 1 whatever the guide)
+  SettingRun run;
+  std::optional<double> fd;
+};
+
+// Refuses rows whose images differ in shape (one grid, one detector).
+std::array<int64_t, 3> common_image_shape(const std::vector<Row>& rows);
+
+// --grid-cols of sweep and compare: how many of the first seeds each grid row shows.
+void add_grid_cols_option(CLI::App& cmd, int& cols);
+
+struct RowsOutput {
+  std::string outdir;  // rows with a folder write their PNGs under it, as `generate --outdir` does
+  int64_t grid_cols = 16;
+  bool quiet = false;
+};
+
+// Runs the rows in order, keeping the first `grid_cols` images of each for the grid; with `fd`, each row's
+// images are measured as they are sampled. Rows with same_as reuse that row's results. A summary line per
+// row unless quiet.
+void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, FdSetup* fd);
+
+// One grid row per setting and one column per kept seed, labelled with the settings' labels and the seeds.
+torch::Tensor rows_grid(const std::vector<Row>& rows, const GenerateRequest& base);
+
+}  // namespace autoguide::cli
