@@ -52,8 +52,10 @@ bool all_finite(const torch::Tensor& t) { return torch::isfinite(t).all().item<b
 std::string where(const torch::Tensor& sigma, StepIndex step) {
   char text[96];
   const double s = sigma.numel() > 0 ? sigma.flatten()[0].item<double>() : std::nan("");
-  if (step.index >= 0) std::snprintf(text, sizeof text, " at step %d/%d (sigma %g)", step.index + 1, step.count, s);
-  else std::snprintf(text, sizeof text, " at sigma %g", s);
+  if (step.index >= 0)
+    std::snprintf(text, sizeof text, " at step %d/%d (sigma %g)", step.index + 1, step.count, s);
+  else
+    std::snprintf(text, sizeof text, " at sigma %g", s);
   return text;
 }
 

@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <regex>
 
 #include "autoguide/error.hpp"
 #include "autoguide/float32_range.hpp"
@@ -85,8 +84,11 @@ GuidanceInterval GuidanceInterval::parse_sigma(const std::string& text) {
 
 GuidanceInterval GuidanceInterval::parse_steps(const std::string& text) {
   auto [a, b] = split_pair(text, "--interval-steps", "17,22");
-  const std::regex number(R"(^\d+$)");
-  if (!std::regex_match(a, number) || !std::regex_match(b, number))
+  // Up to 9 digits: a step index fits an int (std::stoi would throw out_of_range, not a usage error).
+  auto index = [](const std::string& s) {
+    return !s.empty() && s.size() <= 9 && s.find_first_not_of("0123456789") == std::string::npos;
+  };
+  if (!index(a) || !index(b))
     throw UsageError("--interval-steps '" + text + "' is not two step indices, e.g. 17,22");
   GuidanceInterval g;
   g.kind = Kind::Steps;
