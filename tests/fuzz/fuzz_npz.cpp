@@ -1,0 +1,32 @@
+// .npz feature statistics (`fid --ref`, `sweep --ref`): ours, numpy's, or NVlabs/edm's reference files.
+#include <torch/torch.h>
+
+#include <cstddef>
+#include <cstring>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "autoguide/error.hpp"
+#include "autoguide/npz.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string bytes(reinterpret_cast<const char*>(data), size);
+  std::map<std::string, torch::Tensor> arrays;
+  try {
+    arrays = autoguide::decode_npz(bytes, "fuzz.npz");
+  } catch (const autoguide::UsageError&) {
+    return 0;
+  }
+  // What we write, we read back as the same arrays.
+  autoguide::NpzArrays list(arrays.begin(), arrays.end());
+  const auto again = autoguide::decode_npz(autoguide::encode_npz(list), "again.npz");
+  if (again.size() != arrays.size()) __builtin_trap();
+  for (const auto& [name, t] : arrays) {
+    const auto& u = again.at(name);
+    if (u.sizes() != t.sizes() || u.scalar_type() != t.scalar_type() ||
+        std::memcmp(u.data_ptr(), t.data_ptr(), t.nbytes()) != 0)
+      __builtin_trap();
+  }
+  return 0;
+}
