@@ -105,7 +105,8 @@ TEST(NumericFaults, GuidanceThatOverflowsIsNamedAsSuch) {
     g(x, s, labels, true, {0, 4});
     FAIL() << "an overflowing guidance weight went through";
   } catch (const RuntimeFailure& e) {
-    EXPECT_EQ(std::string(e.what()).rfind("guidance overflowed to NaN or Inf at step 1/4 (sigma 1)", 0), 0u) << e.what();
+    EXPECT_EQ(std::string(e.what()).rfind("guidance overflowed to NaN or Inf at step 1/4 (sigma 1)", 0), 0u)
+        << e.what();
   }
 }
 
