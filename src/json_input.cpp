@@ -26,6 +26,8 @@ nlohmann::json parse_json_input(const std::string& text, const std::string& what
                      fix);
   } catch (const nlohmann::json::parse_error& e) {
     throw UsageError(what + " is not valid JSON (syntax error at byte " + std::to_string(e.byte) + ")" + fix);
+  } catch (const nlohmann::json::exception&) {  // out_of_range: a number beyond double, e.g. 3E311 (fuzzing)
+    throw UsageError(what + " is not valid JSON (a number out of range)" + fix);
   }
 }
 

@@ -154,7 +154,8 @@ torch::Tensor decode_npy(const std::string& bytes, const std::string& name) {
   if (data_bytes(h) != bytes.size() - h.data_offset)
     throw UsageError("'" + name + "' is not a usable .npy file: data size does not match the shape (truncated?)");
   auto t = torch::empty(h.shape, torch::TensorOptions().dtype(h.dtype));
-  std::memcpy(t.data_ptr(), bytes.data() + h.data_offset, t.nbytes());
+  // An empty array has no data pointer, and memcpy from or to null is undefined even for 0 bytes (UBSan).
+  if (t.nbytes() > 0) std::memcpy(t.data_ptr(), bytes.data() + h.data_offset, t.nbytes());
   return t;
 }
 

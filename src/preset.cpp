@@ -42,7 +42,9 @@ std::vector<Preset> parse_presets(const std::string& json_text, const std::strin
   const nlohmann::json j = parse_json_input(json_text, where, "; fix or remove it");
   std::vector<Preset> out;
   if (!j.is_object() || !j.contains("presets") || !j["presets"].is_object()) return out;
-  for (const auto& [name, p] : j["presets"].items()) {
+  for (const auto& item : j["presets"].items()) {
+    const std::string& name = item.key();
+    const nlohmann::json& p = item.value();  // named, not a structured binding: lambdas capture it
     const std::string what = "preset '" + name + "' in " + where;
     if (!p.is_object()) throw UsageError(what + " is not a JSON object; fix or remove it");
     auto str = [&](const char* k) {

@@ -169,10 +169,10 @@ def _memo_self_reference(marker):
 def _hash_bomb(marker):
     # t_k = (t_{k-1}, t_{k-1}) by memo reference: 100 levels are 2^100 leaves, and hashing t_100 (to use it as
     # a dict key) visits every one of them.
-    body = P.EMPTY_TUPLE + P.MEMOIZE
+    body = P.EMPTY_TUPLE + P.MEMOIZE + P.POP
     for k in range(100):
-        body += P.BINGET + bytes([k]) + P.BINGET + bytes([k]) + P.TUPLE2 + P.MEMOIZE
-    return _proto(P.EMPTY_DICT + body + P.NONE + P.SETITEM)
+        body += P.BINGET + bytes([k]) + P.BINGET + bytes([k]) + P.TUPLE2 + P.MEMOIZE + P.POP
+    return _proto(P.EMPTY_DICT + body + P.BINGET + bytes([100]) + P.NONE + P.SETITEM)
 
 
 def _dag_metadata(marker):
