@@ -64,6 +64,8 @@ def read_snapshot(path):
             raise ExportError(f'{os.path.basename(path)} is not an autoguide checkpoint')
         nimg = ckpt.get('nimg') or int(m.group(2)) * 1000
         std = ckpt.get('ema_std') or float(m.group(3))
+        if type(nimg) is not int or type(std) not in (int, float):
+            raise ExportError(f'{os.path.basename(path)}: nimg and ema_std must be numbers')
         net = build_precond(dict(ckpt['config']), ckpt['state_dict'])
         return nimg, std, net.config, net.state_dict(), ckpt.get('encoder')
     net, info = load_network(path)

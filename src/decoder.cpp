@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "autoguide/error.hpp"
+#include "autoguide/json_input.hpp"
 #include "autoguide/sha256.hpp"
 
 namespace autoguide {
@@ -14,7 +15,7 @@ namespace {
 const char* const kExportHint = "; export the VAE with scripts/export_vae.py diffusion_pytorch_model.safetensors VAE.pt";
 
 int required_int(const nlohmann::json& j, const char* key, const std::string& origin) {
-  if (!j.contains(key) || !j[key].is_number_integer())
+  if (!j.contains(key) || !is_int32(j[key]))
     throw UsageError(origin + ": VAE metadata lacks an integer '" + key + "'" + kExportHint);
   return j[key].get<int>();
 }
@@ -34,12 +35,7 @@ torch::Tensor decode_rgb(const torch::Tensor& x) {
 }
 
 VaeInfo parse_vae_info(const std::string& json_text, const std::string& origin) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::exception&) {
-    throw UsageError(origin + ": metadata is not valid JSON" + std::string(kExportHint));
-  }
+  const nlohmann::json j = parse_json_input(json_text, origin + ": metadata", kExportHint);
   if (!j.is_object()) throw UsageError(origin + ": metadata is not a JSON object" + std::string(kExportHint));
   // A denoiser in the --vae slot is the likely mistake; say so rather than list missing fields.
   if (!j.contains("kind") || j["kind"] != "vae")
@@ -100,6 +96,11 @@ torch::Tensor VaeDecoder::operator()(const torch::Tensor& z) const {
   if (x.sizes() != c10::IntArrayRef(expected))
     throw UsageError(path_ + " returned images of shape " + c10::str(x.sizes()) + " instead of " +
                      c10::str(c10::IntArrayRef(expected)) + "; its metadata does not match its network" + kExportHint);
+  // NaN would reach the uint8 pixels as arbitrary values; refuse before any image is written.
+  if (!torch::isfinite(x).all().item<bool>())
+    throw RuntimeFailure("the VAE decoder (" + path_ + ") produced NaN or Inf: its weights are damaged or " +
+                         "overflow in this precision; re-export it or use --vae-dtype fp32 (nothing was written for " +
+                         "this batch)");
   return x.to(torch::kFloat32);
 }
 

@@ -87,7 +87,8 @@ GenerateProgress generate(const Nets& nets, const GenerateRequest& req, const Sk
     auto drawn = draw_noise_and_labels(gens, info.img_channels, info.img_resolution, info.label_dim, req.class_idx);
     // The interval is decided once per step from sigma_i and holds for both of its evaluations.
     auto denoise = [&](const torch::Tensor& x, const torch::Tensor& sigma, int step) {
-      return guided(x, sigma, drawn.labels, req.interval.contains(step, sigmas[step].item<float>()));
+      return guided(x, sigma, drawn.labels, req.interval.contains(step, sigmas[step].item<float>()),
+                    {step, req.sampler.schedule.num_steps});
     };
     auto randn_like = [&](const torch::Tensor& x) { return gens.randn_like(x); };
     auto observer = [&](int step, int) {

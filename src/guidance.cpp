@@ -1,6 +1,7 @@
 #include "autoguide/guidance.hpp"
 
 #include "autoguide/error.hpp"
+#include "autoguide/float32_range.hpp"
 
 namespace autoguide {
 
@@ -17,6 +18,7 @@ std::string to_string(GuidanceMode m) {
 void validate_weight(double weight, const std::string& option) {
   if (!std::isfinite(weight) || weight < 0)
     throw UsageError(option + " must be a finite number >= 0 (got " + std::to_string(weight) + "); 1 means no guidance");
+  check_float32(weight, option);
 }
 
 GuidanceMode infer_mode(const ModelInfo& main, const ModelInfo* guide, double weight) {
@@ -31,10 +33,10 @@ GuidanceMode infer_mode(const ModelInfo& main, const ModelInfo* guide, double we
 std::vector<GuideTerm> guide_terms(const Denoiser* guide, const Denoiser* uncond, double weight, double alpha) {
   std::vector<GuideTerm> terms;
   if (std::isnan(alpha)) {
-    if (guide) terms.push_back({guide, weight});
+    if (guide) terms.push_back({guide, weight, "guiding net"});
   } else {
-    terms.push_back({uncond, (1 - alpha) * (weight - 1) + 1});  // w_u, the CFG share
-    terms.push_back({guide, alpha * (weight - 1) + 1});        // w_c, the autoguidance share
+    terms.push_back({uncond, (1 - alpha) * (weight - 1) + 1, "unconditional net"});  // w_u, the CFG share
+    terms.push_back({guide, alpha * (weight - 1) + 1, "guiding net"});              // w_c, the autoguidance share
   }
   std::vector<GuideTerm> active;
   for (const auto& t : terms)
@@ -42,25 +44,59 @@ std::vector<GuideTerm> guide_terms(const Denoiser* guide, const Denoiser* uncond
   return active;
 }
 
+namespace {
+
+bool all_finite(const torch::Tensor& t) { return torch::isfinite(t).all().item<bool>(); }
+
+// " at step 4/32 (sigma 12.4)": the step as the progress line counts it.
+std::string where(const torch::Tensor& sigma, StepIndex step) {
+  char text[96];
+  const double s = sigma.numel() > 0 ? sigma.flatten()[0].item<double>() : std::nan("");
+  if (step.index >= 0)
+    std::snprintf(text, sizeof text, " at step %d/%d (sigma %g)", step.index + 1, step.count, s);
+  else
+    std::snprintf(text, sizeof text, " at sigma %g", s);
+  return text;
+}
+
+}  // namespace
+
 GuidedDenoiser::GuidedDenoiser(const Denoiser& main, std::vector<GuideTerm> terms)
     : main_(main), terms_(std::move(terms)) {}
 
+torch::Tensor GuidedDenoiser::eval(const Denoiser& net, const std::string& role, const torch::Tensor& x,
+                                   const torch::Tensor& sigma, const torch::Tensor& labels, StepIndex step) const {
+  torch::Tensor out = net(x, sigma, labels);
+  if (all_finite(out)) return out;
+  if (!all_finite(x))  // the sampler state went out of range before this net saw it
+    throw RuntimeFailure("the sampler state became NaN or Inf before the " + role + " ran" + where(sigma, step) +
+                         "; lower --guidance or --S_noise (nothing was written for this batch)");
+  throw RuntimeFailure("the " + role + " (" + net.path() + ") produced NaN or Inf" + where(sigma, step) +
+                       ": its weights are damaged or overflow in this precision; re-export it or use --dtype fp32 "
+                       "(nothing was written for this batch)");
+}
+
 torch::Tensor GuidedDenoiser::operator()(const torch::Tensor& x, const torch::Tensor& sigma,
-                                         const torch::Tensor& labels, bool guided) {
-  auto d_main = main_(x, sigma, labels);
+                                         const torch::Tensor& labels, bool guided, StepIndex step) {
+  auto d_main = eval(main_, "main net", x, sigma, labels, step);
   ++main_evals_;
   if (!guided || terms_.empty()) return d_main;
+  torch::Tensor d;
   if (terms_.size() == 1) {
     // Eq. 2 with torch's lerp, which picks a + w(b-a) or b - (1-w)(b-a) by |w|, as the reference does.
-    auto d_guide = (*terms_[0].net)(x, sigma, labels);
+    auto d_guide = eval(*terms_[0].net, terms_[0].role, x, sigma, labels, step);
     ++guide_evals_;
-    return d_guide.lerp(d_main, terms_[0].weight);
+    d = d_guide.lerp(d_main, terms_[0].weight);
+  } else {
+    d = d_main.clone();
+    for (const auto& t : terms_) {
+      d += (t.weight - 1) * (d_main - eval(*t.net, t.role, x, sigma, labels, step));
+      ++guide_evals_;
+    }
   }
-  auto d = d_main.clone();
-  for (const auto& t : terms_) {
-    d += (t.weight - 1) * (d_main - (*t.net)(x, sigma, labels));
-    ++guide_evals_;
-  }
+  if (!all_finite(d))
+    throw RuntimeFailure("guidance overflowed to NaN or Inf" + where(sigma, step) + " although every net's " +
+                         "output was finite; lower --guidance (nothing was written for this batch)");
   return d;
 }
 

@@ -2,25 +2,41 @@
 
 #include <torch/csrc/jit/runtime/graph_executor.h>
 
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 
 #include "autoguide/error.hpp"
+#include "autoguide/float32_range.hpp"
+#include "autoguide/json_input.hpp"
 #include "autoguide/sha256.hpp"
 
 namespace autoguide {
 
 namespace {
 
-template <typename T>
-T required(const nlohmann::json& j, const char* key, const std::string& origin) {
-  if (!j.contains(key) || j[key].is_null())
-    throw UsageError(origin + ": metadata lacks '" + key + "'; re-export the model with scripts/export_edm2.py");
-  try {
-    return j[key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw UsageError(origin + ": metadata field '" + key + "' has the wrong type; re-export the model");
-  }
+const char* const kReexport = "; re-export the model with scripts/export_edm2.py";
+
+// Limits that no EDM2 net comes near and that keep the allocations a file can ask for sane (noise is
+// [N, channels, resolution, resolution], labels [N, label_dim]).
+constexpr int kMaxResolution = 16384, kMaxChannels = 1024, kMaxLabels = 1 << 20;
+
+// A value from the file, quoted in a message: escaped (no control characters) and short.
+std::string short_json(const nlohmann::json& v) {
+  const std::string text = v.dump();
+  return text.size() <= 40 ? text : text.substr(0, 37) + "...";
+}
+
+const nlohmann::json& field(const nlohmann::json& j, const char* key, const std::string& origin) {
+  if (!j.contains(key) || j[key].is_null()) throw UsageError(origin + ": metadata lacks '" + key + "'" + kReexport);
+  return j[key];
+}
+
+int required_int(const nlohmann::json& j, const char* key, const std::string& origin) {
+  const auto& v = field(j, key, origin);
+  if (!is_int32(v)) throw UsageError(origin + ": metadata field '" + key + "' is not an integer" + kReexport);
+  return v.get<int>();
 }
 
 std::string optional_string(const nlohmann::json& j, const char* key) {
@@ -32,47 +48,61 @@ std::optional<double> optional_number(const nlohmann::json& j, const char* key) 
   return std::nullopt;
 }
 
+// The StabilityVAEEncoder's per-channel scale (a divisor) and bias, as float32 values.
+std::vector<float> encoder_constants(const nlohmann::json& e, const char* key, bool divisor,
+                                     const std::string& origin) {
+  std::vector<float> out;
+  if (!e.contains(key) || e[key].is_null()) return out;
+  if (!e[key].is_array() || e[key].size() > size_t(kMaxChannels))
+    throw UsageError(origin + ": encoder " + key + " is not a list of numbers" + kReexport);
+  for (const auto& v : e[key]) {
+    const double x = v.is_number() ? v.get<double>() : std::nan("");
+    if (!fits_float32(x) || (divisor && static_cast<float>(x) == 0))
+      throw UsageError(origin + ": encoder " + key + " holds " + short_json(v) +
+                       ", not a " + (divisor ? "non-zero " : "") + "float32 number" + kReexport);
+    out.push_back(static_cast<float>(x));
+  }
+  return out;
+}
+
 }  // namespace
 
 ModelInfo parse_model_info(const std::string& json_text, const std::string& origin) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::exception&) {
-    throw UsageError(origin + ": metadata is not valid JSON; re-export the model with scripts/export_edm2.py");
-  }
-  if (!j.is_object()) throw UsageError(origin + ": metadata is not a JSON object; re-export the model");
+  const nlohmann::json j = parse_json_input(json_text, origin + ": metadata", kReexport);
+  if (!j.is_object()) throw UsageError(origin + ": metadata is not a JSON object" + kReexport);
   if (j.contains("kind") && j["kind"] == "vae")
     throw UsageError(origin + " is a VAE decoder, not a diffusion net; give it as --vae");
   ModelInfo m;
   m.raw = j;
-  m.format_version = required<int>(j, "format_version", origin);
+  m.format_version = required_int(j, "format_version", origin);
   if (m.format_version != kFormatVersion)
     throw UsageError(origin + ": metadata format version " + std::to_string(m.format_version) +
                      " is not supported (expected " + std::to_string(kFormatVersion) + "); re-export the model");
-  m.img_resolution = required<int>(j, "img_resolution", origin);
-  m.img_channels = required<int>(j, "img_channels", origin);
-  m.label_dim = required<int>(j, "label_dim", origin);
-  m.sigma_data = required<double>(j, "sigma_data", origin);
-  if (m.img_resolution <= 0 || m.img_channels <= 0 || m.label_dim < 0 || !(m.sigma_data > 0))
+  m.img_resolution = required_int(j, "img_resolution", origin);
+  m.img_channels = required_int(j, "img_channels", origin);
+  m.label_dim = required_int(j, "label_dim", origin);
+  const auto& sigma_data = field(j, "sigma_data", origin);
+  m.sigma_data = sigma_data.is_number() ? sigma_data.get<double>() : 0;
+  if (m.img_resolution <= 0 || m.img_resolution > kMaxResolution || m.img_channels <= 0 ||
+      m.img_channels > kMaxChannels || m.label_dim < 0 || m.label_dim > kMaxLabels || !(m.sigma_data > 0) ||
+      !fits_float32(m.sigma_data))
     throw UsageError(origin + ": metadata has impossible shapes (resolution, channels, label_dim, sigma_data)");
   m.use_fp16 = j.contains("use_fp16") && j["use_fp16"].is_boolean() && j["use_fp16"].get<bool>();
   m.model_size = optional_string(j, "model_size");
-  m.model_channels = static_cast<int>(optional_number(j, "model_channels").value_or(0));
-  m.param_count = static_cast<int64_t>(optional_number(j, "param_count").value_or(0));
+  if (j.contains("model_channels") && is_int32(j["model_channels"]))
+    m.model_channels = j["model_channels"].get<int>();
+  if (j.contains("param_count") && j["param_count"].is_number_unsigned())
+    m.param_count = static_cast<int64_t>(std::min<uint64_t>(j["param_count"].get<uint64_t>(), INT64_MAX));
   m.training_kimg = optional_number(j, "training_kimg");
   m.ema_std = optional_number(j, "ema_std");
   if (j.contains("encoder") && j["encoder"].is_object()) {
     const auto& e = j["encoder"];
     m.encoder.type = optional_string(e, "type");
     if (m.encoder.type != "rgb" && m.encoder.type != "vae")
-      throw UsageError(origin + ": unknown encoder type '" + m.encoder.type + "'");
-    try {
-      if (e.contains("scale") && !e["scale"].is_null()) m.encoder.scale = e["scale"].get<std::vector<float>>();
-      if (e.contains("bias") && !e["bias"].is_null()) m.encoder.bias = e["bias"].get<std::vector<float>>();
-    } catch (const nlohmann::json::exception&) {
-      throw UsageError(origin + ": encoder scale/bias are not lists of numbers; re-export the model");
-    }
+      throw UsageError(origin + ": unknown encoder type " + short_json(e.contains("type") ? e["type"] : nullptr) +
+                       " (known: rgb, vae)" + kReexport);
+    m.encoder.scale = encoder_constants(e, "scale", true, origin);
+    m.encoder.bias = encoder_constants(e, "bias", false, origin);
     m.encoder.vae_name = optional_string(e, "vae_name");
   }
   m.source_file = optional_string(j, "source_file");

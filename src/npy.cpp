@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <regex>
+#include <optional>
 
 #include "autoguide/atomic_file.hpp"
 #include "autoguide/error.hpp"
@@ -57,9 +57,50 @@ std::string read_prefix(const std::string& path, size_t n) {
   return bytes;
 }
 
-// `bytes` must hold at least the whole header; the data may follow or not.
-NpyHeader parse_header(const std::string& bytes, const std::string& name) {
-  auto bad = [&](const std::string& why) { return UsageError("'" + name + "' is not a usable .npy file: " + why); };
+// Where the value of 'key' starts in the header dict (spaces skipped), or npos. The header is a Python dict
+// literal; it is scanned by hand because std::regex recurses per character and a long header would overflow
+// the stack.
+size_t value_of(const std::string& header, const std::string& key) {
+  size_t pos = header.find("'" + key + "':");
+  if (pos == std::string::npos) return pos;
+  pos += key.size() + 3;
+  while (pos < header.size() && (header[pos] == ' ' || header[pos] == '\t')) ++pos;
+  return pos;
+}
+
+UsageError unusable(const std::string& name, const std::string& why) {
+  return UsageError("'" + name + "' is not a usable .npy file: " + why);
+}
+
+std::string strip_spaces(const std::string& s) {
+  const auto a = s.find_first_not_of(' '), b = s.find_last_not_of(' ');
+  return a == std::string::npos ? "" : s.substr(a, b - a + 1);
+}
+
+// "(2, 3, 4)", "(5,)" or "()"; numpy before Python 3 wrote longs as "2L".
+std::vector<int64_t> parse_shape(const std::string& header, size_t pos, const std::string& name) {
+  const size_t close = pos < header.size() && header[pos] == '(' ? header.find(')', pos) : std::string::npos;
+  if (close == std::string::npos) throw unusable(name, "no shape");
+  const std::string inside = strip_spaces(header.substr(pos + 1, close - pos - 1));
+  std::vector<int64_t> shape;
+  for (size_t start = 0; start <= inside.size();) {
+    const size_t comma = std::min(inside.find(',', start), inside.size());
+    std::string token = strip_spaces(inside.substr(start, comma - start));
+    if (!token.empty() && token.back() == 'L') token.pop_back();
+    if (token.empty() && comma == inside.size() && (!shape.empty() || inside.empty())) break;  // "(5,)", "()"
+    if (token.empty() || token.find_first_not_of("0123456789") != std::string::npos)
+      throw unusable(name, "malformed shape");
+    if (token.size() > 18 || shape.size() >= 32) throw unusable(name, "shape too large");
+    shape.push_back(std::stoll(token));
+    start = comma + 1;
+  }
+  return shape;
+}
+
+}  // namespace
+
+NpyHeader parse_npy_header(const std::string& bytes, const std::string& name) {
+  auto bad = [&](const std::string& why) { return unusable(name, why); };
   if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) throw bad("missing magic");
   const int major = static_cast<unsigned char>(bytes[6]);
   size_t hlen = 0, hstart = 0;
@@ -73,18 +114,17 @@ NpyHeader parse_header(const std::string& bytes, const std::string& name) {
   } else {
     throw bad("unsupported version");
   }
-  if (bytes.size() < hstart + hlen) throw bad("truncated header");
+  if (bytes.size() - hstart < hlen) throw bad("truncated header");
   const std::string header = bytes.substr(hstart, hlen);
-  std::smatch m;
-  if (!std::regex_search(header, m, std::regex(R"('descr':\s*'([^']+)')"))) throw bad("no dtype");
-  const std::string descr = m[1].str();
-  if (std::regex_search(header, std::regex(R"('fortran_order':\s*True)"))) throw bad("Fortran order is not supported");
-  if (!std::regex_search(header, m, std::regex(R"('shape':\s*\(([^)]*)\))"))) throw bad("no shape");
+  const size_t d = value_of(header, "descr");
+  const size_t d_end = d == std::string::npos || d >= header.size() || header[d] != '\'' ? std::string::npos
+                                                                                          : header.find('\'', d + 1);
+  if (d_end == std::string::npos) throw bad("no dtype");
+  const std::string descr = header.substr(d + 1, d_end - d - 1);
+  const size_t f = value_of(header, "fortran_order");
+  if (f != std::string::npos && header.compare(f, 4, "True") == 0) throw bad("Fortran order is not supported");
   NpyHeader h;
-  const std::string dims = m[1].str();
-  const std::regex number(R"(\d+)");
-  for (std::sregex_iterator it(dims.begin(), dims.end(), number), end; it != end; ++it)
-    h.shape.push_back(std::stoll(it->str()));
+  h.shape = parse_shape(header, value_of(header, "shape"), name);
   bool found = false;
   for (const auto& code : kCodes)
     if (descr == code.descr || (descr == "<u1" && code.type == torch::kUInt8)) {
@@ -96,21 +136,26 @@ NpyHeader parse_header(const std::string& bytes, const std::string& name) {
   return h;
 }
 
-size_t data_bytes(const NpyHeader& h) {
+namespace {
+
+// The bytes the header announces; nullopt when that overflows (no file could hold it).
+std::optional<size_t> data_bytes(const NpyHeader& h) {
   size_t n = c10::elementSize(h.dtype);
-  for (int64_t d : h.shape) n *= static_cast<size_t>(d);
+  for (int64_t d : h.shape)
+    if (__builtin_mul_overflow(n, static_cast<size_t>(d), &n)) return std::nullopt;
   return n;
 }
 
 }  // namespace
 
 torch::Tensor decode_npy(const std::string& bytes, const std::string& name) {
-  const NpyHeader h = parse_header(bytes, name);
+  const NpyHeader h = parse_npy_header(bytes, name);
   // Checked before allocating, so a corrupt shape cannot ask for absurd memory.
-  if (bytes.size() - h.data_offset != data_bytes(h))
+  if (data_bytes(h) != bytes.size() - h.data_offset)
     throw UsageError("'" + name + "' is not a usable .npy file: data size does not match the shape (truncated?)");
   auto t = torch::empty(h.shape, torch::TensorOptions().dtype(h.dtype));
-  std::memcpy(t.data_ptr(), bytes.data() + h.data_offset, t.nbytes());
+  // An empty array has no data pointer, and memcpy from or to null is undefined even for 0 bytes (UBSan).
+  if (t.nbytes() > 0) std::memcpy(t.data_ptr(), bytes.data() + h.data_offset, t.nbytes());
   return t;
 }
 
@@ -123,10 +168,10 @@ torch::Tensor read_npy(const std::string& path) {
 
 NpyHeader read_npy_header(const std::string& path) {
   // Headers are small (version 1 caps them at 64 KiB); 1 MiB covers any sane version 2/3 header too.
-  const NpyHeader h = parse_header(read_prefix(path, size_t(1) << 20), path);
+  const NpyHeader h = parse_npy_header(read_prefix(path, size_t(1) << 20), path);
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
-  if (ec || size != h.data_offset + data_bytes(h))
+  if (ec || size < h.data_offset || data_bytes(h) != size - h.data_offset)
     throw UsageError("'" + path + "' is not a usable .npy file: data size does not match the shape (truncated?)");
   return h;
 }

@@ -89,7 +89,10 @@ void write_npz(const std::string& path, const NpzArrays& arrays) { write_file_at
 std::map<std::string, torch::Tensor> read_npz(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError("cannot read '" + path + "'");
-  const std::string b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return decode_npz(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), path);
+}
+
+std::map<std::string, torch::Tensor> decode_npz(const std::string& b, const std::string& path) {
   auto bad = [&](const std::string& why) { return UsageError("'" + path + "' is not a usable .npz file: " + why); };
 
   // The end record sits in the last 22 bytes plus an optional comment of up to 64 KiB.

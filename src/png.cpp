@@ -1,8 +1,11 @@
 #include "autoguide/png.hpp"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 
 #include "autoguide/atomic_file.hpp"
 #include "autoguide/crc32.hpp"
@@ -13,6 +16,7 @@
 #include <stb_image_write.h>
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_ONLY_PNG
+#define STBI_NO_STDIO  // files are read here, so that the same bytes are checked and decoded
 #include <stb_image.h>
 
 namespace autoguide {
@@ -58,29 +62,74 @@ void write_png(const std::string& path, const torch::Tensor& image, const TextCh
   write_file_atomic(path, encode_png(image, text));
 }
 
-torch::Tensor read_png(const std::string& path) {
-  int w = 0, h = 0, c = 0;
-  unsigned char* data = stbi_load(path.c_str(), &w, &h, &c, 0);
-  if (!data) throw UsageError("cannot read image '" + path + "': " + stbi_failure_reason());
-  if (c == 2 || c == 4) {  // drop alpha: our outputs are grey or RGB
-    stbi_image_free(data);
-    const int wanted = c - 1;
-    int file_channels = 0;
-    data = stbi_load(path.c_str(), &w, &h, &file_channels, wanted);
-    c = wanted;
-    if (!data) throw UsageError("cannot read image '" + path + "'");
+namespace {
+
+// Decoded images larger than this are refused from their header: a few bytes of PNG can announce 2^31 x 2^31
+// pixels, which stb_image would try to allocate. 1 GiB holds a 16384 x 16384 RGB image.
+constexpr uint64_t kMaxImageBytes = uint64_t(1) << 30;
+
+uint32_t be32(const std::string& b, size_t pos) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 4; ++i) v = v << 8 | static_cast<unsigned char>(b[pos + i]);
+  return v;
+}
+
+std::string read_bytes(const std::string& path, size_t limit) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError("cannot read image '" + path + "'");
+  std::string bytes;
+  char buf[1 << 16];
+  while (bytes.size() < limit) {
+    in.read(buf, static_cast<std::streamsize>(std::min(sizeof buf, limit - bytes.size())));
+    if (in.gcount() <= 0) break;
+    bytes.append(buf, static_cast<size_t>(in.gcount()));
   }
+  return bytes;
+}
+
+}  // namespace
+
+std::array<int64_t, 3> png_header_shape(const std::string& bytes, const std::string& name) {
+  auto bad = [&](const std::string& why) { return UsageError("cannot read image '" + name + "': " + why); };
+  static const char sig[8] = {'\x89', 'P', 'N', 'G', '\r', '\n', '\x1a', '\n'};
+  if (bytes.size() < 33 || std::memcmp(bytes.data(), sig, 8) != 0) throw bad("not a PNG file");
+  if (be32(bytes, 8) != 13 || bytes.compare(12, 4, "IHDR") != 0) throw bad("its first chunk is not IHDR");
+  const uint32_t w = be32(bytes, 16), h = be32(bytes, 20);
+  const int depth = static_cast<unsigned char>(bytes[24]), type = static_cast<unsigned char>(bytes[25]);
+  // Channels as read_png returns them: grey (types 0, 4) or RGB (2, 3 palette, 6), any alpha dropped.
+  int c = 0;
+  if ((type == 0 && (depth == 1 || depth == 2 || depth == 4 || depth == 8 || depth == 16)) ||
+      (type == 4 && (depth == 8 || depth == 16)))
+    c = 1;
+  else if (((type == 2 || type == 6) && (depth == 8 || depth == 16)) ||
+           (type == 3 && (depth == 1 || depth == 2 || depth == 4 || depth == 8)))
+    c = 3;
+  if (c == 0) throw bad("unknown colour type " + std::to_string(type) + " or bit depth " + std::to_string(depth));
+  if (w == 0 || h == 0 || w > INT32_MAX || h > INT32_MAX) throw bad("impossible size");
+  if (uint64_t(w) * h * c > kMaxImageBytes)
+    throw bad(std::to_string(w) + "x" + std::to_string(h) + " pixels is larger than autoguide reads (1 GiB)");
+  return {c, static_cast<int64_t>(h), static_cast<int64_t>(w)};
+}
+
+torch::Tensor decode_png(const std::string& bytes, const std::string& name) {
+  const auto shape = png_header_shape(bytes, name);
+  if (bytes.size() > size_t(INT32_MAX)) throw UsageError("cannot read image '" + name + "': file larger than 2 GiB");
+  const int c = static_cast<int>(shape[0]);
+  int w = 0, h = 0, file_channels = 0;
+  // Asking stb_image for c channels drops any alpha (our outputs are grey or RGB).
+  unsigned char* data = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
+                                              static_cast<int>(bytes.size()), &w, &h, &file_channels, c);
+  if (!data) throw UsageError("cannot read image '" + name + "': " + stbi_failure_reason());
   auto t = torch::from_blob(data, {h, w, c}, torch::kUInt8).permute({2, 0, 1}).clone();
   stbi_image_free(data);
   return t;
 }
 
-std::array<int64_t, 3> png_shape(const std::string& path) {
-  int w = 0, h = 0, c = 0;
-  if (!stbi_info(path.c_str(), &w, &h, &c)) throw UsageError("cannot read image '" + path + "': " + stbi_failure_reason());
-  if (c == 2 || c == 4) --c;  // as read_png drops alpha
-  return {c, h, w};
+torch::Tensor read_png(const std::string& path) {
+  return decode_png(read_bytes(path, std::numeric_limits<size_t>::max()), path);
 }
+
+std::array<int64_t, 3> png_shape(const std::string& path) { return png_header_shape(read_bytes(path, 33), path); }
 
 bool png_is_complete(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -6,8 +6,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "autoguide/error.hpp"
+#include "autoguide/guidance.hpp"
+#include "autoguide/json_input.hpp"
 
 namespace fs = std::filesystem;
 
@@ -34,6 +37,36 @@ std::vector<std::string> config_dirs() {
   return dirs;
 }
 
+std::vector<Preset> parse_presets(const std::string& json_text, const std::string& source) {
+  const std::string where = "preset file '" + source + "'";
+  const nlohmann::json j = parse_json_input(json_text, where, "; fix or remove it");
+  std::vector<Preset> out;
+  if (!j.is_object() || !j.contains("presets") || !j["presets"].is_object()) return out;
+  for (const auto& item : j["presets"].items()) {
+    const std::string& name = item.key();
+    const nlohmann::json& p = item.value();  // named, not a structured binding: lambdas capture it
+    const std::string what = "preset '" + name + "' in " + where;
+    if (!p.is_object()) throw UsageError(what + " is not a JSON object; fix or remove it");
+    auto str = [&](const char* k) {
+      return p.contains(k) && p[k].is_string() ? p[k].get<std::string>() : std::string();
+    };
+    Preset pr;
+    pr.name = name;
+    pr.source = source;
+    pr.net = str("net");
+    pr.gnet = str("gnet");
+    pr.vae = str("vae");
+    if (p.contains("guidance")) {
+      if (!p["guidance"].is_number()) throw UsageError(what + ": guidance is not a number; fix or remove it");
+      pr.guidance = p["guidance"].get<double>();
+      validate_weight(pr.guidance, what + ": guidance");
+    }
+    pr.reported = p.value("reported", nlohmann::json::object());
+    out.push_back(std::move(pr));
+  }
+  return out;
+}
+
 std::vector<Preset> load_presets() {
   std::vector<Preset> out;
   for (const auto& dir : config_dirs()) {
@@ -44,26 +77,9 @@ std::vector<Preset> load_presets() {
       if (e.path().extension() == ".json") files.push_back(e.path());
     std::sort(files.begin(), files.end());
     for (const auto& f : files) {
-      nlohmann::json j;
-      try {
-        std::ifstream in(f);
-        j = nlohmann::json::parse(in);
-      } catch (const nlohmann::json::exception& e) {
-        throw UsageError("preset file '" + f.string() + "' is not valid JSON: " + e.what());
-      }
-      if (!j.contains("presets") || !j["presets"].is_object()) continue;
-      for (const auto& [name, p] : j["presets"].items()) {
-        Preset pr;
-        pr.name = name;
-        pr.source = f.string();
-        auto str = [&](const char* k) { return p.contains(k) && p[k].is_string() ? p[k].get<std::string>() : std::string(); };
-        pr.net = str("net");
-        pr.gnet = str("gnet");
-        pr.vae = str("vae");
-        pr.guidance = p.value("guidance", 1.0);
-        pr.reported = p.value("reported", nlohmann::json::object());
-        out.push_back(std::move(pr));
-      }
+      std::ifstream in(f, std::ios::binary);
+      const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      for (auto& p : parse_presets(text, f.string())) out.push_back(std::move(p));
     }
     return out;  // the first folder that exists wins, so a user's folder shadows the built-in one
   }

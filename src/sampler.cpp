@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autoguide/error.hpp"
+#include "autoguide/float32_range.hpp"
 
 namespace autoguide {
 
@@ -28,6 +29,11 @@ void validate(const SamplerOptions& o) {
   if (!(o.S_min >= 0)) throw UsageError("--S_min must be >= 0");
   if (!(o.S_max >= 0)) throw UsageError("--S_max must be >= 0");
   if (!std::isfinite(o.S_noise)) throw UsageError("--S_noise must be a finite number");
+  check_float32(o.S_churn, "--S_churn");
+  check_float32(o.S_noise, "--S_noise");
+  // S_min and S_max are compared in float32 (as the reference does); infinity is a valid "no bound".
+  if (!std::isinf(o.S_min)) check_float32(o.S_min, "--S_min");
+  if (!std::isinf(o.S_max)) check_float32(o.S_max, "--S_max");
   if (o.S_churn > 0 && o.kind == SamplerKind::DpmPP2M)
     throw UsageError("--S_churn is part of EDM's heun/euler sampling; drop it or use --sampler heun");
 }

@@ -2,11 +2,29 @@
 
 #include <cmath>
 #include <cstdio>
-#include <regex>
 
 #include "autoguide/error.hpp"
+#include "autoguide/float32_range.hpp"
 
 namespace autoguide {
+
+namespace {
+
+// The options can each fit float32 and still make a schedule that does not: sigma^(1/rho) overflows for a
+// small rho, and the float32 powers can reach Inf or 0 on the way. Checked on the very sigmas sampling uses.
+void check_schedule_range(const ScheduleOptions& s) {
+  const bool ends_fit =
+      fits_float32(std::pow(s.sigma_max, 1.0 / s.rho)) && fits_float32(std::pow(s.sigma_min, 1.0 / s.rho));
+  const auto sigmas = ends_fit ? karras_sigmas(s, torch::kCPU).slice(0, 0, s.num_steps) : torch::Tensor();
+  if (!ends_fit || !torch::isfinite(sigmas).all().item<bool>() || !(sigmas > 0).all().item<bool>()) {
+    char text[160];
+    std::snprintf(text, sizeof text, "--sigma_min %g, --sigma_max %g and --rho %g", s.sigma_min, s.sigma_max, s.rho);
+    throw UsageError(std::string(text) + " give noise levels outside float32's range, in which sampling " +
+                     "computes; use a larger --rho or a narrower sigma range");
+  }
+}
+
+}  // namespace
 
 void validate(const ScheduleOptions& s) {
   if (s.num_steps < 2) throw UsageError("--steps must be at least 2 (got " + std::to_string(s.num_steps) + ")");
@@ -14,6 +32,16 @@ void validate(const ScheduleOptions& s) {
   if (!(std::isfinite(s.sigma_max) && s.sigma_max > s.sigma_min))
     throw UsageError("--sigma_max must be a finite number above --sigma_min");
   if (!(std::isfinite(s.rho) && s.rho > 0)) throw UsageError("--rho must be a positive number");
+  check_float32(s.sigma_min, "--sigma_min");
+  check_float32(s.sigma_max, "--sigma_max");
+  check_float32(s.rho, "--rho");
+  if (!(static_cast<float>(s.sigma_min) > 0)) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", s.sigma_min);
+    throw UsageError("--sigma_min " + std::string(text) +
+                     " rounds to 0 in float32, in which sampling computes; give a larger value");
+  }
+  check_schedule_range(s);
 }
 
 torch::Tensor karras_sigmas(const ScheduleOptions& s, const torch::Device& device) {
@@ -56,8 +84,11 @@ GuidanceInterval GuidanceInterval::parse_sigma(const std::string& text) {
 
 GuidanceInterval GuidanceInterval::parse_steps(const std::string& text) {
   auto [a, b] = split_pair(text, "--interval-steps", "17,22");
-  const std::regex number(R"(^\d+$)");
-  if (!std::regex_match(a, number) || !std::regex_match(b, number))
+  // Up to 9 digits: a step index fits an int (std::stoi would throw out_of_range, not a usage error).
+  auto index = [](const std::string& s) {
+    return !s.empty() && s.size() <= 9 && s.find_first_not_of("0123456789") == std::string::npos;
+  };
+  if (!index(a) || !index(b))
     throw UsageError("--interval-steps '" + text + "' is not two step indices, e.g. 17,22");
   GuidanceInterval g;
   g.kind = Kind::Steps;

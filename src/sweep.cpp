@@ -1,5 +1,6 @@
 #include "autoguide/sweep.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -54,7 +55,9 @@ std::vector<double> parse_range(const std::string& text, const std::string& opti
   int decimals = 0;
   for (const auto& p : parts) decimals = (p.decimals < 0 || decimals < 0) ? -1 : std::max(decimals, p.decimals);
   std::vector<double> w;
-  if (decimals >= 0 && decimals <= 9 && std::max(std::abs(lo), std::abs(hi)) * std::pow(10.0, decimals) < 1e15) {
+  // The step counts too: llround of a step beyond 2^63 units gives no usable number (found by fuzzing).
+  const double largest = std::max({std::abs(lo), std::abs(hi), step});
+  if (decimals >= 0 && decimals <= 9 && largest * std::pow(10.0, decimals) < 1e15) {
     // Whole numbers of 10^-decimals: exact, so STOP is reached exactly and each value is the correctly
     // rounded quotient, i.e. what parsing its decimal spelling gives.
     const double unit = std::pow(10.0, decimals);

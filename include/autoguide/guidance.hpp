@@ -24,10 +24,17 @@ GuidanceMode infer_mode(const ModelInfo& main, const ModelInfo* guide, double we
 // Refuses non-finite or negative weights with a message naming the option.
 void validate_weight(double weight, const std::string& option);
 
-// One guiding net and the weight w_i of its term D_m + (w_i - 1)(D_m - D_i).
+// One guiding net and the weight w_i of its term D_m + (w_i - 1)(D_m - D_i); `role` names it in errors.
 struct GuideTerm {
   const Denoiser* net;
   double weight;
+  std::string role = "guiding net";
+};
+
+// The sampler step an evaluation belongs to (index 0..count-1), named when an output is not finite.
+struct StepIndex {
+  int index = -1;  // -1: outside a sampling run
+  int count = 0;
 };
 
 // The terms of a run: `guide` alone with weight w, or with `uncond` and alpha the App. B.2 mix.
@@ -36,19 +43,25 @@ struct GuideTerm {
 std::vector<GuideTerm> guide_terms(const Denoiser* guide, const Denoiser* uncond, double weight, double alpha);
 
 // Evaluates the combined denoiser; outside the guidance interval (guided == false) only the main net runs.
-// Counts network evaluations per net for the summary.
+// Counts network evaluations per net for the summary. Every net's output, and their combination, is checked:
+// NaN or Inf throws RuntimeFailure naming the net (role and file), the step and sigma, so that nothing made
+// from it is written.
 class GuidedDenoiser {
  public:
   GuidedDenoiser(const Denoiser& main, std::vector<GuideTerm> terms);
 
   torch::Tensor operator()(const torch::Tensor& x, const torch::Tensor& sigma, const torch::Tensor& labels,
-                           bool guided = true);
+                           bool guided = true, StepIndex step = {});
 
   int64_t main_evals() const { return main_evals_; }
   // Evaluations of all guiding nets together.
   int64_t guide_evals() const { return guide_evals_; }
 
  private:
+  // One net's output, checked.
+  torch::Tensor eval(const Denoiser& net, const std::string& role, const torch::Tensor& x, const torch::Tensor& sigma,
+                     const torch::Tensor& labels, StepIndex step) const;
+
   const Denoiser& main_;
   std::vector<GuideTerm> terms_;
   int64_t main_evals_ = 0, guide_evals_ = 0;

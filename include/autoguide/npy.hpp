@@ -23,6 +23,9 @@ struct NpyHeader {
   std::vector<int64_t> shape;
   size_t data_offset = 0;  // bytes from the start of the file
 };
+// The header at the start of `bytes` (which must hold all of it; the data may follow or not). `name` appears
+// in error messages. Throws UsageError for anything but a version 1-3 header of a supported dtype in C order.
+NpyHeader parse_npy_header(const std::string& bytes, const std::string& name);
 // Checks that the file holds exactly the data its header announces.
 NpyHeader read_npy_header(const std::string& path);
 

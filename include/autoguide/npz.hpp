@@ -19,5 +19,7 @@ void write_npz(const std::string& path, const NpzArrays& arrays);
 // Throws UsageError when the file is not a ZIP, is damaged (CRC, truncation), uses compression
 // (numpy.savez_compressed) or ZIP64, or a member is not a usable .npy array.
 std::map<std::string, torch::Tensor> read_npz(const std::string& path);
+// The same from the archive's bytes; `name` appears in error messages.
+std::map<std::string, torch::Tensor> decode_npz(const std::string& bytes, const std::string& name);
 
 }  // namespace autoguide

@@ -15,11 +15,16 @@ using TextChunks = std::vector<std::pair<std::string, std::string>>;
 std::string encode_png(const torch::Tensor& image, const TextChunks& text = {});
 void write_png(const std::string& path, const torch::Tensor& image, const TextChunks& text = {});
 
-// uint8 [C,H,W] from a PNG file; throws UsageError when it is not a readable PNG.
+// uint8 [C,H,W] from a PNG file: grey or RGB, any alpha dropped. Throws UsageError when it is not a readable
+// PNG, or would decode to more than 1 GiB.
 torch::Tensor read_png(const std::string& path);
+// The same from the file's bytes; `name` appears in error messages.
+torch::Tensor decode_png(const std::string& bytes, const std::string& name);
 
 // [C,H,W] that read_png would return, from the file's header alone (cheap checks before long work).
 std::array<int64_t, 3> png_shape(const std::string& path);
+// The same from the first 33 bytes of a PNG (signature and IHDR chunk).
+std::array<int64_t, 3> png_header_shape(const std::string& bytes, const std::string& name);
 
 // True when `path` is a PNG that ends with its IEND chunk (a complete earlier output).
 bool png_is_complete(const std::string& path);

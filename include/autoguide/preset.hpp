@@ -19,6 +19,11 @@ struct Preset {
 // Folders searched for presets: $AUTOGUIDE_CONFIGS, ./configs, <exe>/../configs, the source tree's configs/.
 std::vector<std::string> config_dirs();
 
+// The presets of one config file's text, in entry order (`source` names the file in messages). A file without
+// a "presets" object holds none. Throws UsageError for malformed JSON, an entry that is not an object, or a
+// guidance weight validate_weight refuses.
+std::vector<Preset> parse_presets(const std::string& json_text, const std::string& source);
+
 // All presets of every configs/*.json, in file then entry order.
 std::vector<Preset> load_presets();
 

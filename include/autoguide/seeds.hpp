@@ -8,7 +8,8 @@
 
 namespace autoguide {
 
-// "0-63", "1,2,5-10" -> seeds in the given order. Throws UsageError on empty, reversed or malformed lists.
+// "0-63", "1,2,5-10" -> seeds in the given order. Throws UsageError on empty, reversed or malformed lists and
+// on more than 10^7 seeds in all.
 std::vector<int64_t> parse_seed_list(const std::string& text);
 
 // One generator per seed (seeded with seed mod 2^32) on the sampling device, so that sample k does not depend

@@ -15,16 +15,18 @@ import collections
 import copy
 import hashlib
 import json
+import math
 import os
 import re
+import reprlib
 import sys
 import tempfile
 
 import torch
 
 from . import __version__, edm2
-from .safe_pickle import (ARCHITECTURE_FIELDS, ExportError, extract_network, load_edm2_pickle,
-                          load_torch_checkpoint)
+from .safe_pickle import (ARCHITECTURE_FIELDS, LEGACY_TORCH_SAVE, ExportError, extract_network, load_edm2_pickle,
+                          load_torch_checkpoint, shown)
 
 FORMAT_VERSION = 1
 EXPORTER = f'autoguide {__version__}'
@@ -32,14 +34,13 @@ METADATA_FILE = 'autoguide.json'
 
 # Post-hoc EMA and snapshot names end in -<kimg>-<ema std>.pkl.
 _NAME_PATTERN = re.compile(r'-(\d+)-(\d+\.\d+)\.pkl$')
-_LEGACY_TORCH_SAVE = b'\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19'  # pickled magic number
 # What distinguishes the EDM2 size presets from one another and from custom networks.
 _PRESET_FIXED = dict(img_resolution=64, channel_mult=[1, 2, 3, 4], num_blocks=3, attn_resolutions=[16, 8])
 _PRESET_FREE = ('model_channels', 'img_resolution', 'img_channels', 'label_dim', 'use_fp16', 'dropout')
 
 
 def _describe(names, limit=12):
-    names = list(names)
+    names = [shown(n) for n in names]
     more = f' and {len(names) - limit} more' if len(names) > limit else ''
     return ', '.join(names[:limit]) + more
 
@@ -107,12 +108,47 @@ def _assign_weights(net, state_dict):
             module._buffers[leaf] = tensor
 
 
+# Bounds far beyond any EDM2 network (XXL: 448 channels, 4 levels of 3 blocks), so that a file cannot make the
+# exporter build millions of modules or huge weights: (lowest, highest) per integer field, list lengths <= 16.
+_INT_RANGES = dict(img_resolution=(1, 16384), img_channels=(1, 1024), label_dim=(0, 1 << 20),
+                   logvar_channels=(1, 4096), model_channels=(1, 8192), num_blocks=(0, 64),
+                   channels_per_head=(1, 8192), channel_mult_noise=(1, 64), channel_mult_emb=(1, 64))
+_INT_LISTS = dict(channel_mult=(1, 64), attn_resolutions=(1, 16384))
+_NUMBERS = ('sigma_data', 'label_balance', 'concat_balance', 'dropout', 'res_balance', 'attn_balance', 'clip_act')
+
+
+def _check_plausible(config):
+    def bad(key):
+        return ExportError(f'implausible architecture field {key}={shown(reprlib.repr(config[key]), 60)} in the '
+                           f'config; the file is corrupt or not an EDM2 network')
+    for key, value in config.items():
+        if key in _INT_RANGES and value is not None:
+            lo, hi = _INT_RANGES[key]
+            if type(value) is not int or not lo <= value <= hi:
+                raise bad(key)
+        elif key in _INT_LISTS:
+            lo, hi = _INT_LISTS[key]
+            if not (isinstance(value, (list, tuple)) and len(value) <= 16
+                    and all(type(v) is int and lo <= v <= hi for v in value)):
+                raise bad(key)
+        elif key == 'resample_filter':
+            if not (isinstance(value, (list, tuple)) and 1 <= len(value) <= 16
+                    and all(type(v) in (int, float) and math.isfinite(v) for v in value)):
+                raise bad(key)
+        elif key in _NUMBERS and value is not None:
+            if type(value) not in (int, float) or not math.isfinite(value) or abs(value) > 1e6:
+                raise bad(key)
+        elif key == 'use_fp16' and type(value) not in (bool, int):
+            raise bad(key)
+
+
 def build_precond(config, state_dict):
     """An eval-mode edm2.Precond of the given architecture holding exactly these tensors."""
     unknown = [k for k in config if k not in ARCHITECTURE_FIELDS]
     if unknown:
-        raise ExportError(f"unknown architecture field '{unknown[0]}' in the config "
+        raise ExportError(f"unknown architecture field '{shown(unknown[0])}' in the config "
                           f"(known: {', '.join(ARCHITECTURE_FIELDS)})")
+    _check_plausible(config)
     try:
         # Built on the meta device: no memory for weights that get replaced anyway.
         net = edm2.Precond(**config, device='meta')
@@ -155,23 +191,27 @@ def _check_blocks(net, recorded):
         block = ours[name]
         for key, value in attrs.items():
             mine = getattr(block, key)
-            if key == 'resample_filter':
-                same = [float(v) for v in value] == mine
-            elif isinstance(mine, float) or isinstance(value, float):
-                same = value is not None and mine is not None and float(value) == float(mine)
-            else:
-                same = value == mine
-            if not same and key != 'dropout':
-                raise ExportError(f'architecture mismatch at {name}: {key} is {value!r} in the pickle but '
-                                  f'{mine!r} when rebuilt from its _init_kwargs')
+            if not _same_attribute(key, value, mine) and key != 'dropout':
+                raise ExportError(f'architecture mismatch at {shown(name)}: {key} is {shown(reprlib.repr(value))} '
+                                  f'in the pickle but {mine!r} when rebuilt from its _init_kwargs')
+
+
+def _same_attribute(key, value, mine):
+    # Only plain values are compared: anything else in a pickle could be a huge graph of shared references.
+    if key == 'resample_filter':
+        return isinstance(value, (list, tuple)) and len(value) <= 16 and all(
+            type(v) in (int, float) for v in value) and [float(v) for v in value] == mine
+    if isinstance(mine, float) or isinstance(value, float):
+        return type(value) in (int, float) and mine is not None and float(value) == float(mine)
+    return type(value) in (int, str, bool, type(None)) and value == mine
 
 
 def _sniff(path):
     with open(path, 'rb') as f:
-        head = f.read(len(_LEGACY_TORCH_SAVE))
+        head = f.read(len(LEGACY_TORCH_SAVE))
     if head.startswith(b'PK\x03\x04'):
         return 'torch-zip'
-    if head == _LEGACY_TORCH_SAVE:
+    if head == LEGACY_TORCH_SAVE:
         return 'torch-legacy'
     return 'pickle'
 
@@ -190,7 +230,15 @@ def _load_checkpoint(path):
         if key not in config:
             raise ExportError(f"{name}: the config lacks '{key}'")
     net = build_precond(dict(config), collections.OrderedDict(state_dict))
+    for key in ('kimg', 'ema_std'):
+        if not _is_plain_number(ckpt.get(key)):
+            raise ExportError(f"{name}: '{key}' must be a number")
     return net, ckpt.get('encoder'), ckpt.get('kimg'), ckpt.get('ema_std')
+
+
+def _is_plain_number(value):
+    """None or a finite int/float: what metadata may carry (anything else could be a huge memo graph)."""
+    return value is None or (type(value) in (int, float) and math.isfinite(value))
 
 
 def load_network(path):
@@ -239,6 +287,8 @@ def _check_encoder(encoder, img_channels):
         bias = [float(v) for v in encoder['bias']]
     except (KeyError, TypeError, ValueError):
         raise ExportError('a vae encoder needs numeric scale and bias lists') from None
+    if not (encoder.get('vae_name') is None or isinstance(encoder.get('vae_name'), str)):
+        raise ExportError('a vae encoder\'s vae_name must be a string')
     if len(scale) != img_channels or len(bias) != img_channels:
         raise ExportError(f'the vae encoder has {len(scale)} scale and {len(bias)} bias entries; '
                           f'the network has {img_channels} channels')

@@ -13,6 +13,7 @@ import collections
 import hashlib
 import inspect
 import io
+import mmap
 import os
 import pickle
 import struct
@@ -28,6 +29,12 @@ class ExportError(Exception):
     """A problem with the user's input, as one line that names it and the fix."""
 
 
+def shown(text, limit=80):
+    """Text from a file, fit for a one-line message: control characters escaped, at most `limit` characters."""
+    text = str(text).encode('unicode_escape').decode('ascii')
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
 class _Refusal(ExportError):
     """The file names something that is never loaded; the message says what."""
 
@@ -35,7 +42,7 @@ class _Refusal(ExportError):
 def _global_name(module, name):
     # Protocol-2 pickles spell Python 3 modules by their Python 2 names (subprocess -> commands).
     module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
-    return f'{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}'
+    return shown(f'{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}')
 
 
 # ----------------------------------------------------------------------------
@@ -126,6 +133,12 @@ class Storage:
         self.flat = flat
 
 
+def _is_location(location):
+    # Where torch.save found the storage: 'cpu', 'cuda', 'cuda:1', 'mps'; it is never evaluated, only checked.
+    return isinstance(location, str) and (location in ('cpu', 'cuda', 'mps') or (
+        location.startswith('cuda:') and location[5:].isdigit() and len(location) < 12))
+
+
 class _LegacyStorageUnpickler(pickle.Unpickler):
     # The pickles inside a legacy torch.save blob name nothing but the storage classes.
     def find_class(self, module, name):
@@ -137,7 +150,7 @@ class _LegacyStorageUnpickler(pickle.Unpickler):
     def persistent_load(self, pid):
         if (not isinstance(pid, tuple) or len(pid) not in (5, 6) or pid[0] != 'storage'
                 or not isinstance(pid[1], _StorageType) or not isinstance(pid[2], str)
-                or not isinstance(pid[4], int) or pid[4] < 0):
+                or not _is_location(pid[3]) or not isinstance(pid[4], int) or pid[4] < 0):
             raise ExportError('corrupt pickle: malformed tensor storage record')
         view = pid[5] if len(pid) == 6 else None
         if view is not None and not (isinstance(view, tuple) and len(view) == 3
@@ -182,6 +195,9 @@ def _load_from_bytes(blob):
     itemsize = torch.empty(0, dtype=root.dtype).element_size()
     if count != root.numel:
         raise ExportError('corrupt pickle: tensor storage size disagrees with its record')
+    # Checked before allocating: a record may declare 10^12 elements in a few bytes.
+    if count * itemsize > len(blob) - f.tell():
+        raise ExportError('truncated tensor data in pickle')
     data = bytearray(count * itemsize)
     if f.readinto(data) != len(data):
         raise ExportError('truncated tensor data in pickle')
@@ -306,14 +322,32 @@ def _codecs_encode(text, encoding='utf-8'):
     return text.encode('latin1')
 
 
+_PLAIN = (str, int, float, bool, type(None), bytes)
+
+
+def _is_plain_key(key):
+    return type(key) in _PLAIN or (type(key) is tuple and len(key) <= 16 and all(type(v) in _PLAIN for v in key))
+
+
+def _plain_set(items=()):
+    # builtins.set as a pickle may call it: on a list of plain members (see _RestrictedUnpickler._check_keys).
+    if not (isinstance(items, (list, tuple)) and all(_is_plain_key(k) for k in items)):
+        raise _Refusal('it builds a set of nested values (hashing them could take unbounded time)')
+    return set(items)
+
+
+def _plain_frozenset(items=()):
+    return frozenset(_plain_set(items))
+
+
 _GLOBALS = {
     ('torch_utils.persistence', '_reconstruct_persistent_obj'): _reconstruct_persistent_obj,
     ('dnnlib.util', 'EasyDict'): EasyDict,
     ('dnnlib', 'EasyDict'): EasyDict,
     ('torch.nn.modules.container', 'ModuleDict'): ModuleDictStub,
     ('collections', 'OrderedDict'): collections.OrderedDict,
-    ('builtins', 'set'): set, ('__builtin__', 'set'): set,
-    ('builtins', 'frozenset'): frozenset, ('__builtin__', 'frozenset'): frozenset,
+    ('builtins', 'set'): _plain_set, ('__builtin__', 'set'): _plain_set,
+    ('builtins', 'frozenset'): _plain_frozenset, ('__builtin__', 'frozenset'): _plain_frozenset,
     ('_codecs', 'encode'): _codecs_encode,
     ('torch._utils', '_rebuild_tensor_v2'): _rebuild_tensor_v2,
     ('torch._utils', '_rebuild_parameter'): _rebuild_parameter,
@@ -332,16 +366,124 @@ _GLOBALS = {
 _GLOBALS.update({('torch', name): dtype for name, dtype in _TORCH_DTYPES.items()})
 
 
-class _EDM2Unpickler(pickle.Unpickler):
+class _RestrictedUnpickler(pickle._Unpickler):
+    """pickle's own pure-Python unpickler with a whitelist, so that every opcode that calls or changes an object
+    can be checked (the C unpickler checks only globals):
+
+    - globals come from the table `_GLOBALS` only, by exact (module, name): no dotted attribute paths;
+    - BUILD updates only objects of `_BUILD_TYPES` that this load created, never a class or function of the
+      table itself (which would change the reader for every later file in the process);
+    - NEWOBJ creates only `_NEWOBJ_TYPES`; INST and OBJ (protocol 0/1 calls) are refused.
+    """
+
+    _GLOBALS = {}
+    _BUILD_TYPES = ()
+    _NEWOBJ_TYPES = ()
+    _WHAT = 'EDM2 network pickles'
+
     def find_class(self, module, name):
-        target = _GLOBALS.get((module, name))
+        target = self._GLOBALS.get((module, name))
         if target is None:
-            raise _Refusal(f"it references the Python global '{_global_name(module, name)}', which EDM2 "
-                           f'network pickles never contain (nothing in the file was executed)')
+            raise _Refusal(f"it references the Python global '{_global_name(module, name)}', which {self._WHAT} "
+                           f'never contain (nothing in the file was executed)')
         return target
+
+    def _refuse(self, what):
+        raise _Refusal(f'it {what}, which {self._WHAT} never do (nothing in the file was executed)')
+
+    def _load_build(self):
+        inst, state = self.stack[-2], self.stack[-1]
+        if type(inst) not in self._BUILD_TYPES:
+            self._refuse(f'sets the state of {_describe_object(inst)} (BUILD)')
+        if not hasattr(inst, '__setstate__') and not (isinstance(state, dict) and all(
+                isinstance(k, str) and not k.startswith('__') for k in state)):
+            self._refuse(f'sets attributes of {_describe_object(inst)} other than its plain data (BUILD)')
+        pickle._Unpickler.load_build(self)
+
+    def _check_newobj(self, cls):
+        if not (isinstance(cls, type) and cls in self._NEWOBJ_TYPES):
+            self._refuse(f'creates {_describe_object(cls)} (NEWOBJ)')
+
+    def _load_newobj(self):
+        self._check_newobj(self.stack[-2])
+        pickle._Unpickler.load_newobj(self)
+
+    def _load_newobj_ex(self):
+        self._check_newobj(self.stack[-3])
+        pickle._Unpickler.load_newobj_ex(self)
+
+    def _load_inst_or_obj(self):
+        self._refuse('calls a class (INST/OBJ)')
+
+    # Dict keys and set members are hashed on insertion, and hashing a tuple of tuples visits every leaf: memo
+    # references can make a few hundred bytes into 2^100 leaves. Keys are plain values or flat tuples of them.
+    def _check_keys(self, keys):
+        if not all(_is_plain_key(k) for k in keys):
+            self._refuse('uses a nested value as a dict key or set member (hashing it could take unbounded time)')
+
+    def _load_setitem(self):
+        self._check_keys([self.stack[-2]])
+        pickle._Unpickler.load_setitem(self)
+
+    def _load_setitems(self):
+        items = self.pop_mark()
+        self._check_keys(items[0::2])
+        target = self.stack[-1]
+        for i in range(0, len(items), 2):
+            target[items[i]] = items[i + 1]
+
+    def _load_dict(self):
+        items = self.pop_mark()
+        self._check_keys(items[0::2])
+        self.append({items[i]: items[i + 1] for i in range(0, len(items), 2)})
+
+    def _load_additems(self):
+        items = self.pop_mark()
+        self._check_keys(items)
+        target = self.stack[-1]
+        for item in items:
+            target.add(item)
+
+    def _load_frozenset(self):
+        items = self.pop_mark()
+        self._check_keys(items)
+        self.append(frozenset(items))
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+    dispatch[pickle.SETITEM[0]] = _load_setitem
+    dispatch[pickle.SETITEMS[0]] = _load_setitems
+    dispatch[pickle.DICT[0]] = _load_dict
+    dispatch[pickle.ADDITEMS[0]] = _load_additems
+    dispatch[pickle.FROZENSET[0]] = _load_frozenset
+    dispatch[pickle.BUILD[0]] = _load_build
+    dispatch[pickle.NEWOBJ[0]] = _load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = _load_newobj_ex
+    dispatch[pickle.INST[0]] = _load_inst_or_obj
+    dispatch[pickle.OBJ[0]] = _load_inst_or_obj
+
+
+def _describe_object(obj):
+    if isinstance(obj, type):
+        return f'the class {obj.__name__}'
+    if callable(obj) and hasattr(obj, '__name__'):
+        return f'the function {obj.__name__}'
+    return f'a {type(obj).__name__}'
+
+
+class _EDM2Unpickler(_RestrictedUnpickler):
+    _GLOBALS = _GLOBALS
+    # What EDM2 pickles BUILD: ModuleDicts, numpy arrays and dtypes, and the _metadata of state dicts.
+    _BUILD_TYPES = (ModuleDictStub, PickledArray, _DTypeSpec, collections.OrderedDict)
+    _NEWOBJ_TYPES = (EasyDict, ModuleDictStub)
 
     def persistent_load(self, pid):
         raise _Refusal('it holds a persistent id, which EDM2 network pickles never do')
+
+
+def _mapped(f):
+    """The open file as an mmap: pickle's reads of a length the file declares then return at most what the
+    file holds, instead of first allocating the declared length (BINBYTES8 and FRAME carry 64-bit ones)."""
+    return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 # ----------------------------------------------------------------------------
@@ -368,17 +510,17 @@ def load_edm2_pickle(path):
         head = f.read(2)
         if not head:
             raise ExportError(f'{name} is empty; download it again')
-        if head[0] != 0x80 or head[1] < 2:
+        if len(head) < 2 or head[0] != 0x80 or head[1] < 2:
             raise ExportError(f'{name} is not a pickle file (EDM2 networks are .pkl files written by pickle.dump)')
-        f.seek(0)
         try:
-            data = _EDM2Unpickler(f).load()
+            with _mapped(f) as mapped:
+                data = _EDM2Unpickler(mapped).load()
         except _Refusal as e:
             raise ExportError(f'refusing to load {name}: {e}') from None
         except ExportError as e:
             raise ExportError(f'{name}: {e}') from None
-        except (EOFError, pickle.UnpicklingError, ValueError, struct.error, TypeError,
-                IndexError, KeyError, AttributeError, RecursionError) as e:
+        except (EOFError, pickle.UnpicklingError, ValueError, struct.error, TypeError, IndexError, KeyError,
+                AttributeError, RecursionError, MemoryError, OverflowError) as e:
             detail = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise ExportError(f'{name} is truncated or corrupt ({detail}); download it again') from None
     return data
@@ -406,10 +548,16 @@ _BLOCK_ATTRS = ('out_channels', 'flavor', 'resample_filter', 'resample_mode', 'n
 def _module_state(obj, where):
     if isinstance(obj, (PersistentObject, ModuleDictStub)):
         return obj.state
-    raise ExportError(f"unsupported network: '{where}' is a {type(obj).__name__}, not an EDM2 module")
+    raise ExportError(f"unsupported network: '{shown(where)}' is a {type(obj).__name__}, not an EDM2 module")
 
 
-def _collect_tensors(obj, prefix, out, blocks):
+def _collect_tensors(obj, prefix, out, blocks, seen=None):
+    # A module reached twice (memo references make a pickle's objects a graph, not a tree) would make this
+    # walk loop forever on a cycle, or take exponential time on a DAG of shared children.
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        raise ExportError(f"corrupt pickle: module '{shown(prefix.rstrip('.') or 'ema')}' appears twice in the network")
+    seen.add(id(obj))
     state = _module_state(obj, prefix.rstrip('.') or 'ema')
     if isinstance(obj, PersistentObject) and obj.class_name == 'Block':
         blocks[prefix.rstrip('.')] = {k: state[k] for k in _BLOCK_ATTRS if k in state}
@@ -419,11 +567,21 @@ def _collect_tensors(obj, prefix, out, blocks):
             if t is None or (kind == '_buffers' and name in skip):
                 continue
             if not isinstance(t, torch.Tensor):
-                raise ExportError(f'corrupt pickle: {prefix}{name} is not a tensor')
+                raise ExportError(f'corrupt pickle: {shown(prefix + str(name))} is not a tensor')
             out[prefix + name] = t
     for name, child in (state.get('_modules') or {}).items():
         if child is not None:
-            _collect_tensors(child, f'{prefix}{name}.', out, blocks)
+            _collect_tensors(child, f'{prefix}{name}.', out, blocks, seen)
+
+
+def _encoder_constants(value):
+    # A numpy array (EDM2's) or a short list of numbers; nothing else is walked (a memo graph could be huge).
+    if isinstance(value, np.ndarray) and value.dtype.kind in 'iuf' and value.size <= 64:
+        return [float(v) for v in value.astype(np.float64).ravel()]
+    if isinstance(value, (list, tuple)) and len(value) <= 64 and all(
+            type(v) in (int, float) for v in value):
+        return [float(v) for v in value]
+    return None
 
 
 def _encoder_info(encoder):
@@ -435,15 +593,16 @@ def _encoder_info(encoder):
         return {'type': 'rgb'}
     if encoder.class_name == 'StabilityVAEEncoder':
         s = encoder.state
-        try:
-            scale = [float(v) for v in np.asarray(s['scale'], dtype=np.float64).ravel()]
-            bias = [float(v) for v in np.asarray(s['bias'], dtype=np.float64).ravel()]
-        except (KeyError, TypeError, ValueError):
-            raise ExportError('corrupt pickle: the VAE encoder has no usable scale/bias') from None
+        scale, bias = _encoder_constants(s.get('scale')), _encoder_constants(s.get('bias'))
+        if scale is None or bias is None:
+            raise ExportError('corrupt pickle: the VAE encoder has no usable scale/bias')
         if len(scale) != 4 or len(bias) != 4:
             raise ExportError(f'unsupported VAE encoder: expected 4 latent channels, got {len(scale)}')
-        return {'type': 'vae', 'vae_name': str(s.get('vae_name')), 'scale': scale, 'bias': bias}
-    raise ExportError(f"unsupported encoder class '{encoder.class_name}' "
+        vae_name = s.get('vae_name')
+        if not (isinstance(vae_name, str) and len(vae_name) < 1000):
+            raise ExportError('corrupt pickle: the VAE encoder has no vae_name string')
+        return {'type': 'vae', 'vae_name': vae_name, 'scale': scale, 'bias': bias}
+    raise ExportError(f"unsupported encoder class '{shown(encoder.class_name)}' "
                       f'(known: StandardRGBEncoder, StabilityVAEEncoder)')
 
 
@@ -460,18 +619,18 @@ def extract_network(data):
         when the pickle holds no encoder.
     """
     if isinstance(data, PersistentObject):
-        raise ExportError(f"not an EDM2 network pickle: the file holds a bare '{data.class_name}' object, "
+        raise ExportError(f"not an EDM2 network pickle: the file holds a bare '{shown(data.class_name)}' object, "
                           f'not a snapshot dict with an ema network')
     if not isinstance(data, dict):
         raise ExportError(f'not an EDM2 network pickle: the file holds a {type(data).__name__}, '
                           f'not a snapshot dict with an ema network')
     if 'ema' not in data:
-        keys = ', '.join(repr(k) for k in list(data)[:8]) or 'none'
+        keys = ', '.join(shown(repr(k), 40) for k in list(data)[:8]) or 'none'
         raise ExportError(f"the pickle has no 'ema' network (keys: {keys}); export an EDM2 network pickle "
                           f'(e.g. edm2-img512-xs-2147483-0.135.pkl) or a network-snapshot-*.pkl')
     ema = data['ema']
     if not isinstance(ema, PersistentObject) or ema.class_name != 'Precond':
-        what = ema.class_name if isinstance(ema, PersistentObject) else type(ema).__name__
+        what = shown(ema.class_name) if isinstance(ema, PersistentObject) else type(ema).__name__
         raise ExportError(f"unsupported network: 'ema' is a {what}, expected an EDM2 Precond")
 
     state_dict = collections.OrderedDict()
@@ -486,7 +645,7 @@ def extract_network(data):
     init_kwargs.update(kwargs)
     for key in init_kwargs:
         if key not in ARCHITECTURE_FIELDS:
-            raise ExportError(f"unknown architecture field '{key}' in the pickle's _init_kwargs; this exporter "
+            raise ExportError(f"unknown architecture field '{shown(key)}' in the pickle's _init_kwargs; this exporter "
                               f'rebuilds only the EDM2 architecture of NVlabs/edm2 (known fields: '
                               f"{', '.join(ARCHITECTURE_FIELDS)})")
 
@@ -504,71 +663,83 @@ def extract_network(data):
 # torch.save checkpoints (autoguide's own training output).
 
 
-class _TorchZipUnpickler(pickle._Unpickler):
-    """The data.pkl of a torch.save zip archive, restricted to tensors and plain data.
+class _TorchZipUnpickler(_RestrictedUnpickler):
+    """The data.pkl of a torch.save zip archive, restricted to tensors and plain data: the policy of
+    torch.load(weights_only=True), applied by our own reader (torch < 2.0 cannot read floats that way, and
+    torch.load would hand a TorchScript archive to torch.jit.load, running its code). Tensors are rebuilt by
+    the same code as in EDM2 pickles, from members whose size is checked before they are read."""
 
-    Applies torch.load(weights_only=True)'s policy where torch's own weights-only unpickler
-    falls short (torch < 2.0 cannot read floats). Pure Python so that BUILD and NEWOBJ can be
-    refused outright; tensors are rebuilt by the same code as in EDM2 pickles.
-    """
-
-    _ALLOWED = {('collections', 'OrderedDict'): collections.OrderedDict,
+    _GLOBALS = {('collections', 'OrderedDict'): collections.OrderedDict,
                 ('torch._utils', '_rebuild_tensor_v2'): _rebuild_tensor_v2,
                 ('torch._utils', '_rebuild_parameter'): _rebuild_parameter}
-    _ALLOWED.update({('torch', name): dtype for name, dtype in _TORCH_DTYPES.items()})
-    _ALLOWED.update({('torch', name): _StorageType(dtype) for name, dtype in _STORAGE_DTYPES.items()})
+    _GLOBALS.update({('torch', name): dtype for name, dtype in _TORCH_DTYPES.items()})
+    _GLOBALS.update({('torch', name): _StorageType(dtype) for name, dtype in _STORAGE_DTYPES.items()})
+    _BUILD_TYPES = (collections.OrderedDict,)  # only state dicts' `_metadata`, as torch's weights-only loader
+    _WHAT = 'checkpoints of tensors and plain data'
 
     def __init__(self, file, archive, prefix):
         super().__init__(file)
         self._archive, self._prefix, self._storages = archive, prefix, {}
 
-    def find_class(self, module, name):
-        target = self._ALLOWED.get((module, name))
-        if target is None:
-            raise _Refusal(f"it references the Python global '{_global_name(module, name)}'; checkpoints may hold "
-                              f'only tensors and plain data (nothing in the file was executed)')
-        return target
-
     def persistent_load(self, pid):
-        if (not isinstance(pid, tuple) or len(pid) != 5 or pid[0] != 'storage'
-                or not isinstance(pid[1], _StorageType) or not isinstance(pid[2], str)):
+        if (not isinstance(pid, tuple) or len(pid) != 5 or pid[0] != 'storage' or not isinstance(pid[1], _StorageType)
+                or not isinstance(pid[2], str) or not _is_location(pid[3]) or not isinstance(pid[4], int)
+                or pid[4] < 0):
             raise ExportError('corrupt checkpoint: malformed tensor storage record')
         _, kind, key, _, numel = pid
         if key not in self._storages:
-            try:
-                data = bytearray(self._archive.read(f'{self._prefix}data/{key}'))
-            except KeyError:
-                raise ExportError(f'corrupt checkpoint: tensor data {key} is missing') from None
-            itemsize = torch.empty(0, dtype=kind.dtype).element_size()
-            if len(data) != numel * itemsize:
-                raise ExportError(f'corrupt checkpoint: tensor data {key} has the wrong size')
-            flat = torch.frombuffer(data, dtype=kind.dtype) if numel else torch.empty(0, dtype=kind.dtype)
-            self._storages[key] = Storage(flat)
+            self._storages[key] = Storage(self._read_storage(key, kind.dtype, numel))
+        flat = self._storages[key].flat
+        if flat.dtype != kind.dtype or flat.numel() != numel:
+            raise ExportError(f'corrupt checkpoint: tensor data {shown(key)} is referenced with two different types')
         return self._storages[key]
 
-    dispatch = dict(pickle._Unpickler.dispatch)
+    def _read_storage(self, key, dtype, numel):
+        itemsize = torch.empty(0, dtype=dtype).element_size()
+        try:
+            info = self._archive.getinfo(f'{self._prefix}data/{key}')
+        except KeyError:
+            raise ExportError(f'corrupt checkpoint: tensor data {shown(key)} is missing') from None
+        # Checked before reading: the record may declare 10^12 elements for a member of a few bytes.
+        if info.file_size != numel * itemsize:
+            raise ExportError(f'corrupt checkpoint: tensor data {shown(key)} has the wrong size')
+        data = bytearray(self._archive.read(info))
+        return torch.frombuffer(data, dtype=dtype) if numel else torch.empty(0, dtype=dtype)
 
-    def _refuse(self):
-        raise _Refusal('it builds Python objects; checkpoints may hold only tensors and plain data')
 
-    def _build(self):
-        # Only state dicts' OrderedDict `_metadata` attribute, as torch's weights-only loader allows.
-        state = self.stack.pop()
-        if type(self.stack[-1]) is not collections.OrderedDict or not isinstance(state, dict):
-            self._refuse()
-        self.stack[-1].__dict__.update(state)
+def _check_archive(archive, size):
+    """Refuse zip archives that torch.save never writes: each way a reader and an attacker may disagree on what
+    the archive holds, or a small file may unpack into a large one."""
+    names = [info.filename for info in archive.infolist()]
+    if any(n.endswith('/constants.pkl') or '/code/' in n for n in names):
+        raise _Refusal('it is a TorchScript archive, whose code torch.load would run; checkpoints hold tensors '
+                       'and plain data only')
+    for info in archive.infolist():
+        parts = info.filename.replace('\\', '/').split('/')
+        if info.filename.startswith('/') or '..' in parts or ':' in parts[0]:
+            raise _Refusal(f"it holds a member named '{shown(info.filename)}', outside the archive's folder")
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+            raise _Refusal(f"its member '{shown(info.filename)}' is compressed; torch.save stores members as they are")
+        if info.header_offset + info.file_size > size:
+            raise _Refusal(f"its member '{shown(info.filename)}' declares more data than the file holds")
+    if len(set(names)) != len(names):
+        raise _Refusal('it holds two members of the same name, which readers may resolve differently')
 
-    for _opcode in (pickle.NEWOBJ, pickle.NEWOBJ_EX, pickle.INST, pickle.OBJ):
-        dispatch[_opcode[0]] = _refuse
-    dispatch[pickle.BUILD[0]] = _build
-    del _opcode
+
+# torch.save's legacy (non-zip) format starts with this pickled magic number.
+LEGACY_TORCH_SAVE = b'\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19'
 
 
 def _read_torch_zip(path):
     if not zipfile.is_zipfile(path):
-        raise ExportError('saved in the legacy torch.save format, which this torch cannot read safely; '
-                          're-save it with torch.save defaults')
+        with open(path, 'rb') as f:
+            legacy = f.read(len(LEGACY_TORCH_SAVE)) == LEGACY_TORCH_SAVE
+        if legacy:
+            raise _Refusal('it is in the legacy (pre-1.6) torch.save format, whose storages torch allocates at '
+                           'any size the file declares; re-save it with torch.save defaults')
+        raise zipfile.BadZipFile('not a complete zip archive, as torch.save writes')
     with zipfile.ZipFile(path) as archive:
+        _check_archive(archive, os.path.getsize(path))
         pickles = [n for n in archive.namelist() if n.endswith('/data.pkl') and n.count('/') == 1]
         if len(pickles) != 1:
             raise ExportError('not a torch.save archive')
@@ -579,26 +750,18 @@ def _read_torch_zip(path):
 
 
 def load_torch_checkpoint(path):
-    """torch.load(path, weights_only=True) onto the CPU; ExportError names any refusal.
+    """What torch.load(path, weights_only=True) returns, on the CPU; ExportError names any refusal.
 
-    Where torch's weights-only unpickler lacks an opcode (torch < 2.0 cannot read floats),
-    the same policy is applied by our own reader of the zip archive.
+    Read by our own restricted reader of the zip archive: torch.load is never called on the file.
     """
     name = os.path.basename(path)
     try:
-        try:
-            return torch.load(path, map_location='cpu', weights_only=True)
-        except pickle.UnpicklingError as e:
-            if 'Unsupported operand' not in str(e):
-                detail = str(e).strip().split('WeightsUnpickler error:')[-1].strip().splitlines()
-                raise _Refusal(f'it holds objects other than tensors and plain data '
-                               f"({detail[0] if detail else 'unsafe content'})") from None
         return _read_torch_zip(path)
     except _Refusal as e:
         raise ExportError(f'refusing to load {name}: {e}') from None
     except ExportError as e:
         raise ExportError(f'{name}: {e}') from None
-    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, struct.error, KeyError,
-            IndexError, TypeError, OSError, zipfile.BadZipFile) as e:
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, struct.error, KeyError, IndexError,
+            TypeError, AttributeError, OSError, zipfile.BadZipFile, RecursionError, MemoryError, OverflowError) as e:
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ExportError(f'{name} is truncated or corrupt ({detail})') from None

@@ -15,50 +15,92 @@ import sys
 
 import torch
 
-from .safe_pickle import ExportError
+from .safe_pickle import ExportError, shown
 
 DTYPES = {'F32': torch.float32, 'F16': torch.float16, 'BF16': torch.bfloat16}
 _HEADER_LIMIT = 100 << 20  # no real header is anywhere near this; a bigger one is not a safetensors file
 
 
 def _header_length(head, size):
+    """(header length, None) for a plausible start of a safetensors file, else (None, why not)."""
     if len(head) < 9:
-        return None
+        return None, 'shorter than a header'
     (n,) = struct.unpack('<Q', head[:8])
-    if n < 2 or n > _HEADER_LIMIT or 8 + n > size or head[8:9] != b'{':
-        return None
-    return n
+    if n > _HEADER_LIMIT:
+        return None, f'it declares a {n}-byte header, more than the {_HEADER_LIMIT >> 20} MiB any real file has'
+    if n < 2 or 8 + n > size:
+        return None, f'it declares a {n}-byte header in a {size}-byte file'
+    if head[8:9] != b'{':
+        return None, 'its header is not a JSON object'
+    return n, None
 
 
 def is_safetensors(path):
     """True when the file starts like a safetensors file (a plausible header length, then '{')."""
     try:
         with open(path, 'rb') as f:
-            return _header_length(f.read(9), os.path.getsize(path)) is not None
+            return _header_length(f.read(9), os.path.getsize(path))[0] is not None
     except OSError:
         return False
 
 
 def _entry(name, value, data_size):
     if not isinstance(value, dict) or not {'dtype', 'shape', 'data_offsets'} <= value.keys():
-        raise ExportError(f'corrupt safetensors header: entry {name!r} lacks dtype, shape or data_offsets')
+        raise ExportError(f'corrupt safetensors header: entry {shown(name)} lacks dtype, shape or data_offsets')
     dtype, shape, offsets = value['dtype'], value['shape'], value['data_offsets']
     if dtype not in DTYPES:
-        raise ExportError(f"tensor {name} has dtype {dtype!r}; only {', '.join(DTYPES)} are read")
+        raise ExportError(f"tensor {shown(name)} has dtype {shown(repr(dtype), 20)}; only {', '.join(DTYPES)} are read")
     if not (isinstance(shape, list) and all(type(v) is int and v >= 0 for v in shape)):
-        raise ExportError(f'corrupt safetensors header: tensor {name} has shape {shape!r}')
+        raise ExportError(f'corrupt safetensors header: tensor {shown(name)} has shape {shown(repr(shape), 40)}')
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(v) is int for v in offsets)
             and 0 <= offsets[0] <= offsets[1] <= data_size):
-        raise ExportError(f'corrupt safetensors header: tensor {name} has data offsets {offsets!r} '
+        raise ExportError(f'corrupt safetensors header: tensor {shown(name)} has data offsets '
+                          f'{shown(repr(offsets), 40)} '
                           f'outside the {data_size} data bytes (truncated download?)')
     numel = 1
     for v in shape:
         numel *= v
     itemsize = torch.empty(0, dtype=DTYPES[dtype]).element_size()
     if offsets[1] - offsets[0] != numel * itemsize:
-        raise ExportError(f'corrupt safetensors header: tensor {name} of shape {shape} and dtype {dtype} '
+        raise ExportError(f'corrupt safetensors header: tensor {shown(name)} of shape {shape} and dtype {dtype} '
                           f'does not fill its {offsets[1] - offsets[0]} bytes')
     return DTYPES[dtype], shape, offsets
+
+
+def _unique_keys(pairs):
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ExportError('corrupt safetensors header: a name appears twice')
+    return dict(pairs)
+
+
+def _parse_header(raw):
+    try:
+        header = json.loads(raw.decode('utf-8'), object_pairs_hook=_unique_keys)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ExportError(f'the safetensors header is not valid JSON ({str(e)[:80]})') from None
+    except RecursionError:
+        raise ExportError('the safetensors header is not valid JSON (nested too deeply)') from None
+    if not isinstance(header, dict):
+        raise ExportError('the safetensors header is not a JSON object')
+    meta = header.get('__metadata__', {})
+    if not (isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())):
+        raise ExportError('corrupt safetensors header: __metadata__ must map strings to strings')
+    return header
+
+
+def _check_layout(entries, data_size):
+    # As the format's reference reader requires: the tensors tile the data exactly, in offset order, with no
+    # overlap (two names reading the same bytes) and no gap (bytes no tensor accounts for).
+    end = 0
+    for key, (_, _, (begin, stop)) in sorted(entries.items(), key=lambda item: tuple(item[1][2])):
+        if begin != end:
+            what = 'overlaps the tensor before it' if begin < end else 'leaves a gap before it'
+            raise ExportError(f'corrupt safetensors header: tensor {shown(key)} {what} '
+                              f'(offset {begin}, expected {end})')
+        end = stop
+    if end != data_size:
+        raise ExportError(f'corrupt safetensors header: the tensors cover {end} of the {data_size} data bytes')
 
 
 def load_safetensors(path, keep=None):
@@ -73,22 +115,16 @@ def load_safetensors(path, keep=None):
         size = os.path.getsize(path)
         with open(path, 'rb') as f:
             head = f.read(9)
-            n = _header_length(head, size)
+            n, why = _header_length(head, size)
             if n is None:
-                raise ExportError(f'{name} is not a safetensors file (no valid header length and JSON header)')
+                raise ExportError(f'{name} is not a safetensors file ({why})')
             f.seek(8)
-            try:
-                header = json.loads(f.read(n).decode('utf-8'))
-            except (UnicodeDecodeError, ValueError) as e:
-                raise ExportError(f'{name}: the safetensors header is not valid JSON ({e})') from None
-            if not isinstance(header, dict):
-                raise ExportError(f'{name}: the safetensors header is not a JSON object')
+            header = _parse_header(f.read(n))
             data_start, data_size = 8 + n, size - 8 - n
+            entries = {key: _entry(key, value, data_size) for key, value in header.items() if key != '__metadata__'}
+            _check_layout(entries, data_size)
             out = collections.OrderedDict()
-            for key, value in header.items():
-                if key == '__metadata__':
-                    continue
-                dtype, shape, (begin, end) = _entry(key, value, data_size)
+            for key, (dtype, shape, (begin, end)) in entries.items():
                 if keep is not None and not keep(key):
                     continue
                 buf = bytearray(end - begin)

@@ -266,7 +266,7 @@ def infer_config(state_dict):
 
 def read_weights(path):
     """Every tensor of a VAE weight file (safetensors, or torch.save through the restricted unpickler)."""
-    if is_safetensors(path):
+    if is_safetensors(path) or path.endswith('.safetensors'):
         return load_safetensors(path, keep=lambda k: not k.startswith(_IGNORED_PREFIXES))
     data = load_torch_checkpoint(path)
     name = os.path.basename(path)

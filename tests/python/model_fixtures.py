@@ -4,8 +4,10 @@ Run as a script to write the fixtures the C++ tests read (ctest does this first)
     python3 tests/python/model_fixtures.py OUTDIR
 """
 import copy
+import json
 import os
 import sys
+from typing import Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), 'scripts'))
@@ -44,6 +46,61 @@ def export_role(role, outdir):
     export_precond(net, path, {'source_file': f'{role}-fixture'})
     net.prepare()
     return net, path
+
+
+def export_nan_guide(outdir):
+    """The guide with one damaged (NaN) weight, as a corrupt download would have: every output holds NaN."""
+    label_dim, mc, seed = ROLES['guide']
+    net = random_net(label_dim, mc, seed)
+    with torch.no_grad():
+        net.unet.out_conv.weight[0].fill_(float('nan'))
+    path = os.path.join(outdir, 'guide_nan.pt')
+    export_precond(net, path, {'source_file': 'nan-fixture'})
+    return path
+
+
+class FaultyDenoiser(torch.nn.Module):
+    """D(x) = x / 2, except NaN for samples of one class once sigma falls below a threshold: a net that breaks
+    mid-run, in one batch only."""
+
+    def __init__(self, bad_class: int, below: float):
+        super().__init__()
+        self.bad_class = bad_class
+        self.below = below
+
+    @torch.jit.export
+    def prepare(self) -> None:
+        pass
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: Optional[torch.Tensor] = None):
+        d = x * 0.5
+        if class_labels is None:
+            return d
+        bad = (class_labels[:, self.bad_class] > 0) & (sigma.reshape(-1) < self.below)
+        return torch.where(bad.reshape(-1, 1, 1, 1), torch.full_like(d, float('nan')), d)
+
+
+def seed_class(seed):
+    """The class EDM2 draws for a seed: randn of the noise first, then randint."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.randn([CHANNELS, RES, RES], generator=gen)
+    return int(torch.randint(LABELS, size=[], generator=gen))
+
+
+FAULTY_SEED = 2  # the faulty net fails on this seed's class only; seeds 0 and 1 come before it
+FAULTY_BELOW = 1.0  # and only below this sigma, i.e. partway through a run
+
+
+def export_faulty_net(outdir, below):
+    """FaultyDenoiser for the class of FAULTY_SEED, with the metadata of the fixture nets."""
+    bad = seed_class(FAULTY_SEED)
+    assert bad not in (seed_class(0), seed_class(1)), 'seeds before FAULTY_SEED must sample cleanly'
+    meta = {'format_version': 1, 'img_resolution': RES, 'img_channels': CHANNELS, 'label_dim': LABELS,
+            'sigma_data': 0.5, 'encoder': {'type': 'rgb'}, 'source_file': 'faulty-fixture'}
+    path = os.path.join(outdir, 'faulty.pt')
+    torch.jit.save(torch.jit.script(FaultyDenoiser(bad, below)), path,
+                   _extra_files={'autoguide.json': json.dumps(meta)})
+    return path
 
 
 # EDM2's StabilityVAEEncoder constants and its float32 arithmetic (edm2.md section 3).
@@ -115,6 +172,8 @@ def write_cpp_fixtures(outdir):
                 if net.label_dim:
                     np.save(os.path.join(outdir, f'{role}_nolabels_sigma{sigma:g}.npy'), net(x, s, None).numpy())
         export_role('guide', outdir)
+    export_nan_guide(outdir)
+    export_faulty_net(outdir, FAULTY_BELOW)
     # Per-seed streams exactly as EDM2 draws them: noise [C,R,R], then randint(label_dim), then more noise.
     seeds = [0, 1, 7, 4242, (1 << 32) + 5]
     noise, classes, churn = [], [], []
