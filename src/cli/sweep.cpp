@@ -147,14 +147,16 @@ std::set<std::string> plan_outputs(const SweepOptions& o, const SweepNets& chose
 }
 
 // With --overwrite, old PNGs in a setting's folder go first, so that a folder holds this run's images only
-// (fid reads whole folders).
-void clear_folders(const SweepOptions& o, const std::set<std::string>& folders) {
+// (fid reads whole folders). Rank 0 clears before any rank writes.
+void clear_folders(const SweepOptions& o, const std::set<std::string>& folders, const Ranks& ranks) {
   ensure_writable_dir(o.outdir);
+  check_shared_folder(ranks, o.outdir);
   if (!o.overwrite) return;
   for (const auto& f : folders)
-    if (fs::is_directory(fs::path(o.outdir) / f))
+    if (fs::is_directory(fs::path(o.outdir) / f) && ranks.root())
       for (const auto& e : fs::recursive_directory_iterator(fs::path(o.outdir) / f))
         if (e.is_regular_file() && e.path().extension() == ".png") fs::remove(e.path());
+  ranks.barrier();
 }
 
 // FD against w, a curve per guide.
@@ -211,10 +213,11 @@ void write_results(const SweepOptions& o, const SweepNets& chosen, const std::ve
   if (has_fd) write_fd_plot(out / "fd.png", rows, names, weights, base.seeds.size());
 }
 
-void run_sweep(SweepOptions& o) {
+void run_sweep(SweepOptions& o, const Ranks& ranks) {
   if (o.outdir.empty()) throw UsageError("no output folder: give --outdir DIR");
   const std::vector<double> weights = parse_weights(o.weights, "--guidance");
-  const SamplingSetup setup = resolve_sampling(o.sampling, fd_seeds(o.fd, o.sampling));
+  const SamplingSetup setup = resolve_sampling(o.sampling, fd_seeds(o.fd, o.sampling), ranks.shard());
+  ranks.use_device(setup.device);
   const SweepNets chosen = sweep_nets(o, setup);
   const std::set<std::string> folders = plan_outputs(o, chosen, weights);
 
@@ -224,9 +227,11 @@ void run_sweep(SweepOptions& o) {
   for (const auto& r : rows) settings.push_back(r.setting);
   validate(settings, setup.base);
   std::optional<FdSetup> fd = open_fd(o.fd, setup.device, rows.front().decoder->image_shape());
-  clear_folders(o, folders);
+  check_same_files(ranks, nets.file_hashes());
+  clear_folders(o, folders, ranks);
 
-  run_rows(rows, setup.base, {o.outdir, o.grid_cols, o.sampling.quiet}, fd ? &*fd : nullptr);
+  run_rows(rows, setup.base, {o.outdir, o.grid_cols, o.sampling.quiet}, fd ? &*fd : nullptr, ranks);
+  if (!ranks.root()) return;
   write_results(o, chosen, rows, weights, setup.base, fd.has_value());
   if (!o.sampling.quiet)
     std::cerr << "autoguide: swept " << rows.size() << " settings; wrote " << (fs::path(o.outdir) / "grid.png").string()
@@ -250,7 +255,7 @@ void add_sweep(CLI::App& app) {
   o.sampling.seeds = "0-7";
   add_sampling_options(*cmd, o.sampling, "Seeds, the same for every setting (or 0..N-1 with --num N)");
   add_fd_options(*cmd, o.fd);
-  cmd->callback([] { run_sweep(o); });
+  cmd->callback([cmd] { run_as_rank(*cmd, o.sampling.dist_timeout, [](const Ranks& ranks) { run_sweep(o, ranks); }); });
 }
 
 }  // namespace autoguide::cli
