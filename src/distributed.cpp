@@ -214,6 +214,7 @@ void Group::Impl::watch_ranks(std::map<int, std::pair<std::string, Clock::time_p
   for (int r = 0; r < launch.world; ++r) {
     if (r == launch.rank || (launch.rank != 0 && r != 0)) continue;
     const std::string value = text(store->get("beat/" + std::to_string(r)));
+    if (value.rfind("left", 0) == 0) continue;  // finished: it beats no more
     auto it = last.find(r);
     if (it == last.end() || it->second.first != value) {
       last[r] = {value, Clock::now()};
@@ -322,6 +323,7 @@ void Group::Impl::collective(const char* what, F&& run) {
 
 void Group::Impl::leave() {
   if (!hosts_store) {
+    store->set("beat/" + std::to_string(launch.rank), bytes("left"));
     store->add("left", 1);
     return;
   }
@@ -334,7 +336,7 @@ void Group::Impl::leave() {
     failed = failure.has_value();
     gone = dead.size();
   }
-  const auto deadline = Clock::now() + (failed ? std::min(timeout, milliseconds(2000)) : timeout);
+  const auto deadline = Clock::now() + std::min(timeout, milliseconds(failed ? 2000 : 30000));
   while (store->add("left", 0) < launch.world - 1 - static_cast<int64_t>(gone) && Clock::now() < deadline)
     std::this_thread::sleep_for(milliseconds(5));
 }
@@ -370,7 +372,7 @@ void Group::check() const { impl_->check(); }
 
 void Group::fail(bool usage_error, const std::string& message) {
   try {
-    impl_->publish({usage_error, "rank " + std::to_string(rank()) + " failed: " + message});
+    impl_->publish({usage_error, "rank " + std::to_string(rank()) + " failed: " + first_line(message)});
   } catch (const std::exception&) {
     // the store's host is gone; the others notice that themselves
   }

@@ -44,8 +44,8 @@ class Group {
   // responding for the timeout. Costs nothing: call it after every step.
   void check() const;
 
-  // Tells the other ranks that this one failed, so that they stop instead of waiting for it. The first
-  // failure of the job is the one every rank reports.
+  // Tells the other ranks that this one failed (the message's first line), so that they stop instead of
+  // waiting for it. The first failure of the job is the one every rank reports.
   void fail(bool usage_error, const std::string& message);
 
   // Waits until every rank got here, calling `while_waiting` between polls; throws as check() does.

@@ -29,8 +29,6 @@ std::map<std::string, std::string> given_options(const CLI::App& cmd) {
   return given;
 }
 
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
-
 }  // namespace
 
 void Ranks::use_device(const torch::Device& device) const {
@@ -81,13 +79,13 @@ void run_as_rank(const CLI::App& cmd, double dist_timeout, const std::function<v
     ranks.group->check_same(given_options(cmd), "start every rank with the same command");
     body(ranks);
   } catch (const UsageError& e) {
-    ranks.group->fail(true, first_line(e.what()));
+    ranks.group->fail(true, e.what());
     throw;
   } catch (const c10::Error& e) {
-    ranks.group->fail(false, first_line(e.what_without_backtrace()));
+    ranks.group->fail(false, e.what_without_backtrace());
     throw;
   } catch (const std::exception& e) {
-    ranks.group->fail(false, first_line(e.what()));
+    ranks.group->fail(false, e.what());
     throw;
   }
 }

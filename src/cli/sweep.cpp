@@ -177,7 +177,8 @@ void write_fd_plot(const fs::path& file, const std::vector<Row>& rows, const std
 
 // grid.png, results.csv/json and, with FDs, fd.png.
 void write_results(const SweepOptions& o, const SweepNets& chosen, const std::vector<Row>& rows,
-                   const std::vector<double>& weights, const GenerateRequest& base, bool has_fd) {
+                   const std::vector<double>& weights, const GenerateRequest& base, bool has_fd,
+                   const nlohmann::json& ranks) {
   const fs::path out(o.outdir);
   const std::vector<std::string>& gnets = chosen.gnets;
   const std::vector<std::string> names = guide_names(gnets);
@@ -208,6 +209,7 @@ void write_results(const SweepOptions& o, const SweepNets& chosen, const std::ve
   if (decoder.vae()) results["vae"] = decoder.vae()->path(), results["vae_dtype"] = to_string(decoder.vae()->precision());
   if (!o.preset.empty()) results["preset"] = o.preset;
   if (has_fd) results["detector"] = o.fd.detector, results["ref"] = o.fd.ref;
+  if (!ranks.is_null()) results["ranks"] = ranks;
   write_file_atomic((out / "results.csv").string(), csv);
   write_file_atomic((out / "results.json").string(), results.dump(2) + "\n");
   if (has_fd) write_fd_plot(out / "fd.png", rows, names, weights, base.seeds.size());
@@ -231,8 +233,9 @@ void run_sweep(SweepOptions& o, const Ranks& ranks) {
   clear_folders(o, folders, ranks);
 
   run_rows(rows, setup.base, {o.outdir, o.grid_cols, o.sampling.quiet}, fd ? &*fd : nullptr, ranks);
+  const nlohmann::json times = ranks.describe(ranks.gather_json(ranks.times()));
   if (!ranks.root()) return;
-  write_results(o, chosen, rows, weights, setup.base, fd.has_value());
+  write_results(o, chosen, rows, weights, setup.base, fd.has_value(), times);
   if (!o.sampling.quiet)
     std::cerr << "autoguide: swept " << rows.size() << " settings; wrote " << (fs::path(o.outdir) / "grid.png").string()
               << ", " << (fs::path(o.outdir) / "results.csv").string()
