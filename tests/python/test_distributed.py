@@ -318,26 +318,38 @@ def test_ref_and_fid_by_hand_equal_one_process(metric, tmp_path):
 # ---------------------------------------------------------------- faults
 
 
-def test_killed_rank_stops_the_others_and_resume_completes(nets, tmp_path):
-    out = tmp_path / 'out'
-    args = ['generate', '--net', nets['main'], '--seeds', '0-11', '--batch', 1, '--steps', 24, '--device', 'cpu',
-            '--threads', 1, '--outdir', out]
+def kill_mid_run(args, out, world, victim, message):
+    """Starts `world` ranks, SIGKILLs `victim` once the first PNG exists, and checks that every other rank
+    exits with 1 and one line containing `message` within the timeout plus 5 s."""
     port = free_port()
-    procs = [subprocess.Popen([BIN, *map(str, args), '--dist-timeout', str(TIMEOUT)], env=rank_env(r, 3, port),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for r in range(3)]
+    procs = [subprocess.Popen([BIN, *map(str, args), '--dist-timeout', str(TIMEOUT)], env=rank_env(r, world, port),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for r in range(world)]
     deadline = time.monotonic() + 60
     while not list(out.glob('*.png')) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert procs[1].poll() is None, 'rank 1 finished before it could be killed'
-    procs[1].send_signal(signal.SIGKILL)
+    assert procs[victim].poll() is None, f'rank {victim} finished before it could be killed'
+    procs[victim].send_signal(signal.SIGKILL)
     killed = time.monotonic()
-    for r in (0, 2):
+    for r in range(world):
+        if r == victim:
+            continue
         _, err = procs[r].communicate(timeout=TIMEOUT + 30)
         assert time.monotonic() - killed < TIMEOUT + 5, f'rank {r} took {time.monotonic() - killed:.1f} s'
         assert procs[r].returncode == 1, err
-        one_line_error(err, 'rank 1 stopped responding')
-    procs[1].communicate()
+        one_line_error(err, message)
+    procs[victim].communicate()
     assert not (out / 'manifest.json').exists()
+
+
+def slow_args(nets, out):
+    return ['generate', '--net', nets['main'], '--seeds', '0-11', '--batch', 1, '--steps', 24, '--device', 'cpu',
+            '--threads', 1, '--outdir', out]
+
+
+def test_killed_rank_stops_the_others_and_resume_completes(nets, tmp_path):
+    out = tmp_path / 'out'
+    args = slow_args(nets, out)
+    kill_mid_run(args, out, 3, 1, 'rank 1 stopped responding')
     made_before = {p.name for p in out.glob('*.png')}
     assert 0 < len(made_before) < 12
 
@@ -352,6 +364,10 @@ def test_killed_rank_stops_the_others_and_resume_completes(nets, tmp_path):
     manifest = json.loads((out / 'manifest.json').read_text())
     assert [r['seed'] for r in manifest['images']] == list(range(12))
     assert sum(bool(r.get('resumed')) for r in manifest['images']) == len(made_before)
+
+
+def test_killed_rank_zero_takes_the_rendezvous_with_it(nets, tmp_path):
+    kill_mid_run(slow_args(nets, tmp_path / 'out'), tmp_path / 'out', 2, 0, 'rank 0 or the launcher has ended')
 
 
 # ---------------------------------------------------------------- bad input: one line, exit 2, nothing written
