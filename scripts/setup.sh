@@ -6,6 +6,8 @@ packages=(
   build-essential cmake g++ pkg-config curl   # curl: scripts/get_edm2.sh downloads
   libtorch-dev libcli11-dev nlohmann-json3-dev libstb-dev libgtest-dev
   clang libclang-rt-14-dev llvm-14   # scripts/sanitize.sh, scripts/fuzz.sh: ASan/UBSan, libFuzzer, llvm-symbolizer
+  libgloo-dev                     # Gloo's headers, for c10d's CPU process group (many ranks)
+  openmpi-bin slurm-wlm munge     # launchers the many-rank tests start: mpirun, a one-node Slurm with munge
   libopenblas0-pthread libblas3  # libblas3 (netlib) only for the test that the slow-BLAS warning fires; Debian's LibTorch links libblas.so.3; netlib BLAS is ~27x slower on 1x1 convs
   python3 python3-torch python3-numpy python3-pytest python3-scipy python3-hypothesis
   python3-pil python3-click python3-tqdm python3-psutil python3-requests   # to run NVIDIA's reference beside ours (benchmarks)

@@ -69,13 +69,9 @@ torch::Tensor Detector::operator()(const torch::Tensor& images) {
   return f;
 }
 
-void extract_features(Detector& detector, const ImageSet& images, int64_t batch,
-                      const std::function<void(const torch::Tensor&, int64_t)>& sink) {
-  TORCH_CHECK(batch > 0, "extract_features: batch must be positive");
-  for (int64_t start = 0; start < images.size(); start += batch) {
-    const int64_t n = std::min(batch, images.size() - start);
-    sink(detector(images.load(start, n)), start + n);
-  }
+void extract_features(Detector& detector, const ImageSet& images, int64_t batch, const Shard& shard,
+                      const std::function<void(const torch::Tensor&, const IndexRange&)>& sink) {
+  for (const IndexRange& r : rank_batches(images.size(), batch, shard)) sink(detector(images.load(r.begin, r.size())), r);
 }
 
 }  // namespace autoguide

@@ -64,24 +64,21 @@ double GenerateProgress::fraction() const {
   return std::min(1.0, (static_cast<double>(images_done) + running) / static_cast<double>(images_total));
 }
 
-GenerateProgress generate(const Nets& nets, const GenerateRequest& req, const SkipFn& skip,
+GenerateProgress generate(const Nets& nets, const GenerateRequest& req,
                           const std::function<void(const BatchResult&)>& sink, const ProgressFn& progress) {
   c10::InferenceMode guard;
   const Denoiser& main = *nets.main;
   const auto& info = main.info();
+  const auto batches = rank_batches(static_cast<int64_t>(req.seeds.size()), req.max_batch, req.shard);
   GenerateProgress state;
-  state.images_total = static_cast<int64_t>(req.seeds.size());
+  for (const auto& b : batches) state.images_total += b.size();
   state.num_steps = req.sampler.schedule.num_steps;
   GuidedDenoiser guided(main, guide_terms(nets.guide, nets.uncond, req.guidance, req.alpha));
   const auto sigmas = karras_sigmas(req.sampler.schedule, torch::kCPU);
 
-  for (const auto& batch : split_batches(req.seeds, req.max_batch)) {
-    if (batch.empty()) continue;
-    if (skip && skip(batch)) {
-      state.images_done += static_cast<int64_t>(batch.size());
-      continue;
-    }
-    state.batch_images = static_cast<int64_t>(batch.size());
+  for (const IndexRange& range : batches) {
+    const std::vector<int64_t> batch(req.seeds.begin() + range.begin, req.seeds.begin() + range.end);
+    state.batch_images = range.size();
     state.step = 0;
     SeedGenerators gens(batch, main.device());
     auto drawn = draw_noise_and_labels(gens, info.img_channels, info.img_resolution, info.label_dim, req.class_idx);
@@ -99,6 +96,7 @@ GenerateProgress generate(const Nets& nets, const GenerateRequest& req, const Sk
     };
     BatchResult r;
     r.seeds = batch;
+    r.first = range.begin;
     r.classes = drawn.classes;
     r.samples = edm_sample(denoise, drawn.noise, req.sampler, randn_like, observer);
     sink(r);
@@ -111,9 +109,9 @@ GenerateProgress generate(const Nets& nets, const GenerateRequest& req, const Sk
 }
 
 GenerateProgress generate_images(const Nets& nets, const GenerateRequest& req, PixelDecoder* decoder,
-                                 const SkipFn& skip, const PixelSink& sink, const ProgressFn& progress) {
+                                 const PixelSink& sink, const ProgressFn& progress) {
   return generate(
-      nets, req, skip,
+      nets, req,
       [&](const BatchResult& r) { sink(r, decoder ? (*decoder)(r.samples) : torch::Tensor()); }, progress);
 }
 

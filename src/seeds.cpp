@@ -104,17 +104,4 @@ NoiseAndLabels draw_noise_and_labels(SeedGenerators& gens, int channels, int res
   return r;
 }
 
-std::vector<std::vector<int64_t>> split_batches(const std::vector<int64_t>& seeds, int max_batch) {
-  const size_t n = seeds.size();
-  const size_t num = std::max<size_t>((n == 0 ? 0 : (n - 1) / max_batch) + 1, 1);
-  std::vector<std::vector<int64_t>> batches;
-  size_t pos = 0;
-  for (size_t b = 0; b < num; ++b) {
-    size_t len = n / num + (b < n % num ? 1 : 0);
-    batches.emplace_back(seeds.begin() + pos, seeds.begin() + pos + len);
-    pos += len;
-  }
-  return batches;
-}
-
 }  // namespace autoguide

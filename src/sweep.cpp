@@ -123,16 +123,13 @@ SettingRun run_setting(const Setting& setting, const GenerateRequest& base, Pixe
   SettingRun run;
   run.mode = run_mode(req, setting.nets);
   std::vector<torch::Tensor> kept;
-  int64_t n_kept = 0;
   auto keep = [&](const BatchResult& r, const torch::Tensor& pixels) {
-    if (n_kept < preview) {
-      const int64_t take = std::min<int64_t>(preview - n_kept, pixels.size(0));
-      kept.push_back(pixels.narrow(0, 0, take));
-      n_kept += take;
-    }
+    const int64_t take = std::clamp<int64_t>(preview - r.first, 0, pixels.size(0));  // batches are contiguous
+    if (take > 0) kept.push_back(pixels.narrow(0, 0, take));
+    for (int64_t k = 0; k < take; ++k) run.preview_positions.push_back(r.first + k);
     if (sink) sink(r, pixels);
   };
-  run.done = generate_images(setting.nets, req, &decoder, nullptr, keep, progress);
+  run.done = generate_images(setting.nets, req, &decoder, keep, progress);
   if (!kept.empty()) run.preview = torch::cat(kept);
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return run;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "autoguide/image_set.hpp"
+#include "autoguide/rank_split.hpp"
 
 namespace autoguide {
 
@@ -34,9 +35,9 @@ class Detector {
   int64_t dim_ = 0;
 };
 
-// Runs the detector over a whole set in batches of at most `batch` images; `sink` gets each batch's
-// features and the number of images done so far.
-void extract_features(Detector& detector, const ImageSet& images, int64_t batch,
-                      const std::function<void(const torch::Tensor& features, int64_t done)>& sink);
+// Runs the detector over the shard's batches of a set (EDM2's split, at most `batch` images each, see
+// rank_split.hpp); `sink` gets each batch's features and its positions in the set.
+void extract_features(Detector& detector, const ImageSet& images, int64_t batch, const Shard& shard,
+                      const std::function<void(const torch::Tensor& features, const IndexRange& range)>& sink);
 
 }  // namespace autoguide

@@ -9,6 +9,7 @@
 #include "autoguide/guidance.hpp"
 #include "autoguide/model.hpp"
 #include "autoguide/pixels.hpp"
+#include "autoguide/rank_split.hpp"
 #include "autoguide/sampler.hpp"
 
 namespace autoguide {
@@ -21,16 +22,18 @@ struct GenerateRequest {
   double guidance = 1;
   double alpha = std::nan("");  // CFG + autoguidance mix (needs an unconditional net); NaN = off
   GuidanceInterval interval;
+  Shard shard;  // under a launcher: this rank's batches of EDM2's rank split (rank_split.hpp)
 };
 
 struct BatchResult {
   std::vector<int64_t> seeds;
+  int64_t first = 0;      // the position of seeds[0] in the request's seed list
   torch::Tensor classes;  // int64 [N] (undefined for unconditional nets)
   torch::Tensor samples;  // float32 [N,C,R,R] on the sampling device
 };
 
 struct GenerateProgress {
-  int64_t images_done = 0, images_total = 0;  // images_done: finished before the batch now sampling
+  int64_t images_done = 0, images_total = 0;  // of this rank's share; done: finished before the running batch
   int64_t batch_images = 0;                   // the size of that batch (EDM2's split, not the maximum)
   int step = 0, num_steps = 0;                // steps of that batch done so far
   int64_t main_evals = 0, guide_evals = 0;
@@ -59,11 +62,10 @@ void validate(const GenerateRequest& req, const Nets& nets);
 // The mode the request runs in (recorded in every output).
 GuidanceMode run_mode(const GenerateRequest& req, const Nets& nets);
 
-// Runs every batch (EDM2's split) in seed order. `skip` may return true for a batch whose outputs already
-// exist; `sink` receives each finished batch; `progress` is told after every sampler step.
-using SkipFn = std::function<bool(const std::vector<int64_t>&)>;
+// Runs the shard's batches of EDM2's split in seed order; `sink` receives each finished batch; `progress` is
+// told after every sampler step.
 using ProgressFn = std::function<void(const GenerateProgress&)>;
-GenerateProgress generate(const Nets& nets, const GenerateRequest& req, const SkipFn& skip,
+GenerateProgress generate(const Nets& nets, const GenerateRequest& req,
                           const std::function<void(const BatchResult&)>& sink, const ProgressFn& progress = nullptr);
 
 // Each finished batch with its pixels (uint8 [N,C,H,W] on the CPU; undefined without a decoder).
@@ -71,6 +73,6 @@ using PixelSink = std::function<void(const BatchResult& batch, const torch::Tens
 
 // generate(), each batch decoded to pixels by `decoder` (null: samples only, e.g. latents for --npy).
 GenerateProgress generate_images(const Nets& nets, const GenerateRequest& req, PixelDecoder* decoder,
-                                 const SkipFn& skip, const PixelSink& sink, const ProgressFn& progress = nullptr);
+                                 const PixelSink& sink, const ProgressFn& progress = nullptr);
 
 }  // namespace autoguide

@@ -20,8 +20,14 @@ struct FeatureStats {
 // (as sum(x x^T) - N mu mu^T would).
 class StatsAccumulator {
  public:
+  StatsAccumulator() = default;
+  // From the moments of n features: their mean [D] and scatter [D,D] (float64), e.g. merged across ranks.
+  StatsAccumulator(int64_t n, torch::Tensor mean, torch::Tensor scatter)
+      : n_(n), mean_(std::move(mean)), scatter_(std::move(scatter)) {}
   void add(const torch::Tensor& features);  // [n,D], any floating dtype and device
   int64_t count() const { return n_; }
+  const torch::Tensor& mean() const { return mean_; }        // undefined before the first features
+  const torch::Tensor& scatter() const { return scatter_; }  // sum of (x - mean)(x - mean)^T
   FeatureStats finish() const;  // throws UsageError below 2 images
 
  private:

@@ -39,7 +39,4 @@ struct NoiseAndLabels {
 NoiseAndLabels draw_noise_and_labels(SeedGenerators& gens, int channels, int resolution, int label_dim,
                                      int class_idx /* -1 = random */);
 
-// EDM2's split of seeds into batches: ceil(n / max_batch) nearly equal, contiguous chunks (numpy.array_split).
-std::vector<std::vector<int64_t>> split_batches(const std::vector<int64_t>& seeds, int max_batch);
-
 }  // namespace autoguide

@@ -38,13 +38,15 @@ void validate(const std::vector<Setting>& settings, const GenerateRequest& base)
 
 struct SettingRun {
   GuidanceMode mode = GuidanceMode::None;
-  torch::Tensor preview;  // uint8 [K,C,H,W]: the first K seeds' images, for the setting's grid row
+  torch::Tensor preview;  // uint8 [K,C,H,W]: the images of the first seeds that this rank made, for the grid
+  std::vector<int64_t> preview_positions;  // their positions in the seed list
   GenerateProgress done;
   double seconds = 0;
 };
 
-// Samples one setting on base's seeds, decoding with the decoder of its main net; keeps the first `preview`
-// images (in seed-list order). `sink` (writing PNGs, feature statistics, ...) may be null.
+// Samples base.shard's part of one setting on base's seeds, decoding with the decoder of its main net; keeps
+// the images of the first `preview` seeds of the list that it made. `sink` (writing PNGs, feature
+// statistics, ...) may be null.
 SettingRun run_setting(const Setting& setting, const GenerateRequest& base, PixelDecoder& decoder,
                        int64_t preview, const PixelSink& sink, const ProgressFn& progress = nullptr);
 

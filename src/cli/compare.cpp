@@ -138,20 +138,25 @@ void print_fds(const std::vector<Row>& rows) {
   }
 }
 
-void run_compare(CompareOptions& o) {
+void run_compare(CompareOptions& o, const Ranks& ranks) {
   if (o.out.empty()) throw UsageError("nothing to write: give --out FILE.png");
   if (o.presets.empty()) check_explicit(o);
-  const SamplingSetup setup = resolve_sampling(o.sampling, fd_seeds(o.fd, o.sampling));
+  const SamplingSetup setup = resolve_sampling(o.sampling, fd_seeds(o.fd, o.sampling), ranks.shard());
+  ranks.use_device(setup.device);
   std::string vae = o.sampling.vae;
   const std::vector<PresetRow> presets = o.presets.empty() ? std::vector<PresetRow>{} : locate_presets(o, setup, vae);
   if (!o.overwrite && file_exists(o.out)) throw UsageError(o.out + " already exists; add --overwrite to replace it");
+  std::optional<OutputLock> lock;  // one run at a time writes --out (rank 0 claims for all ranks)
+  if (ranks.root()) lock.emplace(OutputLock::claim_file(o.out, "--out"));
 
   NetCache nets(setup, vae);
   std::vector<Row> rows = presets.empty() ? explicit_rows(o, nets, setup.base) : preset_rows(presets, nets, setup.base);
   std::optional<FdSetup> fd = open_fd(o.fd, setup.device, common_image_shape(rows));
+  check_same_files(ranks, nets.file_hashes());
   ensure_writable_parent(o.out);
 
-  run_rows(rows, setup.base, {"", o.grid_cols, o.sampling.quiet}, fd ? &*fd : nullptr);
+  run_rows(rows, setup.base, {"", o.grid_cols, o.sampling.quiet}, fd ? &*fd : nullptr, ranks);
+  if (!ranks.root()) return;
   write_png(o.out, rows_grid(rows, setup.base));
   if (fd) print_fds(rows);
   if (!o.sampling.quiet) std::cerr << "autoguide: " << rows.size() << " rows -> " << o.out << "\n";
@@ -177,7 +182,7 @@ void add_compare(CLI::App& app) {
   o.sampling.seeds = "0-7";
   add_sampling_options(*cmd, o.sampling, "Seeds, the same for every row (or 0..N-1 with --num N)");
   add_fd_options(*cmd, o.fd);
-  cmd->callback([] { run_compare(o); });
+  cmd->callback([cmd] { run_as_rank(*cmd, o.sampling.dist_timeout, [](const Ranks& ranks) { run_compare(o, ranks); }); });
 }
 
 }  // namespace autoguide::cli

@@ -4,6 +4,7 @@
 
 #include "autoguide/error.hpp"
 #include "autoguide/npy.hpp"
+#include "autoguide/rank_stats.hpp"
 #include "progress.hpp"
 
 namespace autoguide::cli {
@@ -28,22 +29,44 @@ void StreamStats::add(const torch::Tensor& images) {
   acc_.add(f);
 }
 
+FeatureStats StreamStats::finish(Group* group) const { return merge_stats(group, acc_, dim_).finish(); }
+
 SetFeatures measure_set(Detector& detector, const ImageSet& images, int64_t batch, bool keep_features,
-                        bool show_progress, int64_t expected_dim, const std::string& expected_from) {
+                        bool show_progress, const Ranks& ranks, int64_t expected_dim,
+                        const std::string& expected_from) {
   if (images.size() < 2)
     throw UsageError("'" + images.path() + "' holds " + std::to_string(images.size()) +
                      " image; feature statistics need at least 2");
   StatsAccumulator acc;
   std::vector<torch::Tensor> kept;
-  ProgressLine line(show_progress);
-  extract_features(detector, images, batch, [&](const torch::Tensor& f, int64_t done) {
+  std::vector<int64_t> positions;
+  ProgressLine line(show_progress && ranks.root());
+  auto draw = [&] {
+    const double done = ranks.images_done(static_cast<double>(acc.count()));
+    line.update(done / images.size(), "features " + std::to_string(static_cast<int64_t>(done)) + "/" +
+                                          std::to_string(images.size()));
+  };
+  extract_features(detector, images, batch, ranks.shard(), [&](const torch::Tensor& f, const IndexRange& range) {
     check_feature_dim(detector, f, expected_dim, expected_from);
     acc.add(f);
-    if (keep_features) kept.push_back(f.to(torch::kCPU, torch::kFloat32));
-    line.update(double(done) / images.size(), "features " + std::to_string(done) + "/" + std::to_string(images.size()));
+    if (keep_features) {
+      kept.push_back(f.to(torch::kCPU, torch::kFloat32));
+      for (int64_t i = range.begin; i < range.end; ++i) positions.push_back(i);
+    }
+    draw();
+    ranks.check();
   });
+  ranks.barrier(draw);
   line.finish();
-  SetFeatures out{acc.finish(), keep_features ? torch::cat(kept) : torch::Tensor()};
+  // A rank whose share was empty learns D from blank images of the set's shape.
+  const auto& shape = images.image_shape();
+  const int64_t dim = detector.dim() > 0 ? detector.dim()
+                                         : detector(torch::zeros({2, shape[0], shape[1], shape[2]}, torch::kUInt8)).size(1);
+  SetFeatures out{merge_stats(ranks.get(), acc, dim).finish(), torch::Tensor()};
+  if (keep_features) {
+    const torch::Tensor mine = kept.empty() ? torch::empty({0, dim}) : torch::cat(kept);
+    out.features = gather_in_order(ranks.get(), mine, positions, images.size());
+  }
   return out;
 }
 
@@ -57,7 +80,8 @@ bool is_features_file(const std::string& path) {
          read_npy_header(path).shape.size() == 2;
 }
 
-SetFeatures reference_features(Detector& detector, const std::string& path, int64_t batch, bool show_progress) {
+SetFeatures reference_features(Detector& detector, const std::string& path, int64_t batch, bool show_progress,
+                               const Ranks& ranks) {
   if (is_features_file(path)) {
     torch::Tensor f = read_npy(path);
     if (!f.is_floating_point()) throw UsageError("features in '" + path + "' must be float32 or float64");
@@ -68,7 +92,7 @@ SetFeatures reference_features(Detector& detector, const std::string& path, int6
                        " image; at least 2 are needed");
     return {feature_stats(f), f.to(torch::kFloat32)};
   }
-  return measure_set(detector, ImageSet::open(path), batch, true, show_progress);
+  return measure_set(detector, ImageSet::open(path), batch, true, show_progress, ranks);
 }
 
 }  // namespace autoguide::cli

@@ -9,18 +9,22 @@
 #include "autoguide/detector.hpp"
 #include "autoguide/image_set.hpp"
 #include "autoguide/metrics.hpp"
+#include "ranks.hpp"
 
 namespace autoguide::cli {
 
 struct SetFeatures {
-  FeatureStats stats;
-  torch::Tensor features;  // float32 [N,D] on the CPU when kept, else undefined
+  FeatureStats stats;      // of the whole set, on every rank
+  torch::Tensor features;  // float32 [N,D] on the CPU in the set's order when kept (rank 0 only), else undefined
 };
 
+// Each rank measures its share of the set (EDM2's rank split of its batches); the statistics are merged
+// across ranks and kept features gathered on rank 0, which alone shows progress (of all ranks).
 // expected_dim > 0: fail on the first batch (not after the whole set) when the detector's D differs, naming
 // `expected_from`. Throws UsageError below 2 images.
 SetFeatures measure_set(Detector& detector, const ImageSet& images, int64_t batch, bool keep_features,
-                        bool show_progress, int64_t expected_dim = 0, const std::string& expected_from = "");
+                        bool show_progress, const Ranks& ranks, int64_t expected_dim = 0,
+                        const std::string& expected_from = "");
 
 // Throws UsageError naming `expected_from` when features [N,D] have D != expected_dim (> 0).
 void check_feature_dim(const Detector& detector, const torch::Tensor& features, int64_t expected_dim,
@@ -38,7 +42,8 @@ class StreamStats {
   StreamStats(Detector& detector, int64_t expected_dim, std::string expected_from)
       : detector_(detector), dim_(expected_dim), from_(std::move(expected_from)) {}
   void add(const torch::Tensor& images);  // uint8 [N,C,H,W]
-  FeatureStats finish() const { return acc_.finish(); }
+  // The statistics of every rank's images (`group` null: this process's).
+  FeatureStats finish(Group* group) const;
 
  private:
   Detector& detector_;
@@ -56,6 +61,7 @@ bool is_features_file(const std::string& path);
 // A --ref-images argument: a PNG folder or images .npy [N,C,H,W] (features computed), or features .npy [N,D]
 // as written by `autoguide ref --features-out`. Features are kept (float32); the statistics come from the
 // detector's own output when there is one.
-SetFeatures reference_features(Detector& detector, const std::string& path, int64_t batch, bool show_progress);
+SetFeatures reference_features(Detector& detector, const std::string& path, int64_t batch, bool show_progress,
+                               const Ranks& ranks);
 
 }  // namespace autoguide::cli

@@ -8,6 +8,7 @@
 #include "commands.hpp"
 #include "device.hpp"
 #include "features.hpp"
+#include "ranks.hpp"
 
 namespace autoguide::cli {
 
@@ -19,10 +20,11 @@ struct FidOptions {
   std::string detector, images, ref, ref_images, device = "auto";
   int64_t batch = 64;
   int threads = 0;
+  double dist_timeout = 1800;
   bool json = false, pr = false, quiet = false;
 };
 
-void run_fid(const FidOptions& o) {
+void run_fid(const FidOptions& o, const Ranks& ranks) {
   check_batch(o.batch);
   if (o.ref.empty() && o.ref_images.empty())
     throw UsageError("nothing to compare with: give --ref STATS (from autoguide ref) or --ref-images DIR|FILE.npy");
@@ -38,21 +40,23 @@ void run_fid(const FidOptions& o) {
     throw UsageError("precision/recall with k=3 need at least 4 images; '" + o.images + "' holds " +
                      std::to_string(images.size()));
   const torch::Device device = select_device(o.device, o.threads);
+  ranks.use_device(device);
   Detector detector = Detector::load(o.detector, device);
   const bool progress = !o.quiet && !o.json;
-  const SetFeatures gen = measure_set(detector, images, o.batch, o.pr, progress, ref ? ref->dim() : 0, o.ref);
+  const SetFeatures gen = measure_set(detector, images, o.batch, o.pr, progress, ranks, ref ? ref->dim() : 0, o.ref);
 
   SetFeatures ref_set;
   if (!o.ref_images.empty()) {
-    ref_set = reference_features(detector, o.ref_images, o.batch, progress);
+    ref_set = reference_features(detector, o.ref_images, o.batch, progress, ranks);
     if (ref_set.stats.dim() != gen.stats.dim())
       throw UsageError("'" + o.ref_images + "' has " + std::to_string(ref_set.stats.dim()) +
                        " features per image, the detector gives " + std::to_string(gen.stats.dim()) +
                        "; use the detector the features were made with");
-    if (o.pr && ref_set.features.size(0) <= kNeighbours)
+    if (o.pr && ref_set.stats.num_images <= kNeighbours)
       throw UsageError("precision/recall with k=3 need at least 4 reference images; '" + o.ref_images + "' holds " +
-                       std::to_string(ref_set.features.size(0)));
+                       std::to_string(ref_set.stats.num_images));
   }
+  if (!ranks.root()) return;
   if (!ref) ref = ref_set.stats;
   const double fd = frechet_distance(gen.stats, *ref);
   std::optional<PrecisionRecall> pr;
@@ -93,9 +97,9 @@ void add_fid(CLI::App& app) {
   cmd->add_flag("--pr", o.pr, "Also compute precision and recall (k=3) against --ref-images");
   cmd->add_flag("--json", o.json, "Print one JSON object: fd, n, ref_n (and precision, recall, k)");
   cmd->add_option("--batch", o.batch, "Images per detector call")->capture_default_str();
-  add_device_options(*cmd, o.device, o.threads);
+  add_device_options(*cmd, o.device, o.threads, o.dist_timeout);
   cmd->add_flag("--quiet,-q", o.quiet, "No progress on stderr");
-  cmd->callback([] { run_fid(o); });
+  cmd->callback([cmd] { run_as_rank(*cmd, o.dist_timeout, [](const Ranks& ranks) { run_fid(o, ranks); }); });
 }
 
 }  // namespace autoguide::cli

@@ -15,6 +15,7 @@
 #include "commands.hpp"
 #include "nets.hpp"
 #include "progress.hpp"
+#include "ranks.hpp"
 #include "sampling_options.hpp"
 
 namespace fs = std::filesystem;
@@ -41,8 +42,8 @@ struct Request {
   std::string net, gnet, uncond, vae;
 };
 
-Request resolve_request(const Options& o) {
-  Request r{resolve_sampling(o.sampling, o.sampling.seeds), o.net, o.gnet, o.uncond, o.sampling.vae};
+Request resolve_request(const Options& o, const Shard& shard) {
+  Request r{resolve_sampling(o.sampling, o.sampling.seeds, shard), o.net, o.gnet, o.uncond, o.sampling.vae};
   GenerateRequest& req = r.setup.base;
   req.guidance = o.guidance;
   req.alpha = o.alpha;
@@ -78,7 +79,7 @@ struct Opened {
   GuidanceMode mode = GuidanceMode::None;
 };
 
-void open_nets(const Request& r, const Options& o, Opened& n) {
+void open_nets(const Request& r, const Options& o, Opened& n, bool speak) {
   const GenerateRequest& req = r.setup.base;
   n.nets.main = &n.cache.get(r.net);
   if (req.guidance != 1) n.nets.guide = &n.cache.get(r.gnet);
@@ -90,10 +91,20 @@ void open_nets(const Request& r, const Options& o, Opened& n) {
   else if (!r.vae.empty() && o.sampling.vae_given() && !makes_latents(info))
     throw UsageError("--vae decodes latents, but " + r.net + " makes pixels (encoder " + info.encoder.type + "); drop --vae");
   const Denoiser* guide = n.nets.guide;
-  if (guide && guide->loaded_param_count() > n.nets.main->loaded_param_count() && !o.sampling.quiet)
+  if (guide && guide->loaded_param_count() > n.nets.main->loaded_param_count() && speak)
     std::cerr << "autoguide: warning: the guiding net has more parameters (" << human_count(guide->loaded_param_count())
               << ") than the main net (" << human_count(n.nets.main->loaded_param_count())
               << "); guidance works best with a weaker guide\n";
+}
+
+// One run at a time writes a folder or file: a second run on the same target is refused with a line naming
+// the process that holds it (rank 0 claims for all ranks).
+std::vector<OutputLock> claim_outputs(const Options& o) {
+  std::vector<OutputLock> locks;
+  if (!o.outdir.empty()) locks.push_back(OutputLock::claim_folder(o.outdir, "--outdir"));
+  if (!o.grid.empty()) locks.push_back(OutputLock::claim_file(o.grid, "--grid"));
+  if (!o.npy.empty()) locks.push_back(OutputLock::claim_file(o.npy, "--npy"));
+  return locks;
 }
 
 // Where each seed's PNG goes; refuses to replace earlier results unless asked (nothing a user already
@@ -115,61 +126,115 @@ std::map<int64_t, std::string> plan_outputs(const Options& o, const GenerateRequ
   return paths;
 }
 
-// What the run made, for the grid, the .npy, the manifest and the summary.
+// The seeds still to make: all of them, or with --resume those without a complete PNG. Rank 0 looks and
+// every rank gets its answer, so that all split the same list.
+std::vector<int64_t> seeds_to_make(const Options& o, const std::map<int64_t, std::string>& paths,
+                                   const std::vector<int64_t>& seeds, const Ranks& ranks) {
+  if (!o.resume || o.outdir.empty() || !o.npy.empty()) return seeds;
+  nlohmann::json todo = nlohmann::json::array();
+  if (ranks.root())
+    for (int64_t s : seeds)
+      if (!png_is_complete(paths.at(s))) todo.push_back(s);
+  if (ranks.group) todo = nlohmann::json::parse(ranks.group->broadcast_string(todo.dump()));
+  return todo.get<std::vector<int64_t>>();
+}
+
+// What this rank made, for the grid, the .npy, the manifest and the summary.
 struct Made {
-  std::map<int64_t, torch::Tensor> images;  // for the grid, by seed
-  std::vector<torch::Tensor> raw;           // for --npy, in seed order
-  std::vector<nlohmann::json> records;      // per image, for the manifest
-  int64_t kept = 0;                         // finished by an earlier run (--resume)
+  std::vector<torch::Tensor> pixels, samples;  // for --grid and --npy, by batch
+  std::vector<int64_t> positions;              // of those images in the list of seeds made
+  std::vector<nlohmann::json> records;         // per image, for the manifest
+  std::vector<std::vector<int64_t>> batches;   // the seeds of each batch, for the manifest's rank entries
   GenerateProgress done;
   double seconds = 0;
 };
 
-// With --resume, a batch whose PNGs are all complete is kept as it is.
-bool keep_finished(const Options& o, const std::map<int64_t, std::string>& paths, const std::vector<int64_t>& batch,
-                   Made& made) {
-  if (!o.resume || o.outdir.empty() || !o.npy.empty()) return false;
-  for (int64_t s : batch)
-    if (!png_is_complete(paths.at(s))) return false;
-  for (int64_t s : batch) {
-    if (!o.grid.empty()) made.images[s] = read_png(paths.at(s));
-    made.records.push_back({{"seed", s}, {"file", fs::relative(paths.at(s), o.outdir).string()}, {"resumed", true}});
-  }
-  made.kept += static_cast<int64_t>(batch.size());
-  return true;
-}
-
 Made sample_and_write(const Options& o, const Request& r, Opened& n, const std::map<int64_t, std::string>& paths,
-                      const nlohmann::json& params) {
+                      const nlohmann::json& params, const Ranks& ranks) {
   Made made;
   auto sink = [&](const BatchResult& b, const torch::Tensor& pixels) {
-    if (!o.npy.empty()) made.raw.push_back(b.samples.to(torch::kCPU));
+    made.batches.push_back(b.seeds);
+    if (!o.npy.empty()) made.samples.push_back(b.samples.to(torch::kCPU));
+    if (!o.grid.empty()) made.pixels.push_back(pixels);
     for (size_t k = 0; k < b.seeds.size(); ++k) {
       const int64_t seed = b.seeds[k], i = static_cast<int64_t>(k);
       nlohmann::json rec = {{"seed", seed}};
       if (b.classes.defined()) rec["class"] = b.classes[i].item<int64_t>();
-      if (!o.grid.empty()) made.images[seed] = pixels[i];
       if (!o.outdir.empty()) {
         write_sample_png(paths.at(seed), pixels[i], params, seed, rec.contains("class") ? rec["class"] : nlohmann::json());
         rec["file"] = fs::relative(paths.at(seed), o.outdir).string();
       }
       made.records.push_back(rec);
+      made.positions.push_back(b.first + i);
     }
   };
-  ProgressLine line(!o.sampling.quiet);
-  auto progress = [&](const GenerateProgress& p) {
-    line.update(p.fraction(), "image " + std::to_string(p.images_done) + "/" + std::to_string(p.images_total) +
-                                  "  step " + std::to_string(p.step) + "/" + std::to_string(p.num_steps));
+  const GenerateRequest& req = r.setup.base;
+  ProgressLine line(!o.sampling.quiet && ranks.root());
+  GenerateProgress now;
+  auto draw = [&] {  // every rank's images, and this rank's running batch
+    const double done = ranks.images_done(now.fraction() * static_cast<double>(now.images_total));
+    line.update(done / static_cast<double>(req.seeds.size()),
+                "image " + std::to_string(static_cast<int64_t>(done)) + "/" + std::to_string(req.seeds.size()) +
+                    "  step " + std::to_string(now.step) + "/" + std::to_string(now.num_steps));
   };
-  auto skip = [&](const std::vector<int64_t>& batch) { return keep_finished(o, paths, batch, made); };
-  made.done = generate_images(n.nets, r.setup.base, n.decoder, skip, sink, progress);
+  auto progress = [&](const GenerateProgress& p) {
+    now = p;
+    draw();
+    ranks.check();
+  };
+  made.done = generate_images(n.nets, req, n.decoder, sink, progress);
+  now = made.done;
+  ranks.barrier(draw);
   line.finish();
   made.seconds = line.elapsed();
   return made;
 }
 
+// Every rank's part of the run, on rank 0: records and network evaluations summed; images and samples in
+// the order of the seeds made.
+struct Collected {
+  std::vector<nlohmann::json> records;
+  int64_t main_evals = 0, guide_evals = 0;
+  torch::Tensor pixels, samples;
+  nlohmann::json ranks;
+};
+
+torch::Tensor in_order(const Ranks& ranks, const std::vector<torch::Tensor>& parts, const std::vector<int64_t>& positions,
+                       int64_t total, torch::IntArrayRef shape, torch::ScalarType dtype) {
+  std::vector<int64_t> empty = {0};
+  empty.insert(empty.end(), shape.begin(), shape.end());
+  const torch::Tensor mine = parts.empty() ? torch::empty(empty, dtype) : torch::cat(parts).to(torch::kCPU);
+  return gather_in_order(ranks.get(), mine, positions, total);
+}
+
+Collected collect(const Options& o, const Request& r, const Opened& n, const Made& made, const Ranks& ranks) {
+  Collected c;
+  const ModelInfo& info = n.nets.main->info();
+  const auto total = static_cast<int64_t>(r.setup.base.seeds.size());
+  if (!o.grid.empty()) c.pixels = in_order(ranks, made.pixels, made.positions, total, n.decoder->image_shape(), torch::kUInt8);
+  if (!o.npy.empty())
+    c.samples = in_order(ranks, made.samples, made.positions, total,
+                         {info.img_channels, info.img_resolution, info.img_resolution}, torch::kFloat32);
+  nlohmann::json mine = ranks.times();
+  mine["images"] = made.records.size();
+  mine["batches"] = made.batches;
+  mine["seconds"] = made.seconds;
+  mine["network_evaluations"] = {{"main", made.done.main_evals}, {"guide", made.done.guide_evals}};
+  mine["records"] = made.records;
+  std::vector<nlohmann::json> entries;
+  for (auto& e : ranks.gather_json(mine)) {
+    for (auto& rec : e["records"]) c.records.push_back(rec);
+    c.main_evals += e["network_evaluations"]["main"].get<int64_t>();
+    c.guide_evals += e["network_evaluations"]["guide"].get<int64_t>();
+    e.erase("records");
+    entries.push_back(e);
+  }
+  c.ranks = ranks.describe(entries);
+  return c;
+}
+
 nlohmann::json manifest(const Options& o, const Request& r, const Opened& n, const nlohmann::json& params,
-                        const Made& made) {
+                        const Collected& all, double seconds) {
   nlohmann::json m = params;
   m["seeds"] = o.sampling.seeds;
   m["class_idx"] = o.sampling.class_idx >= 0 ? nlohmann::json(o.sampling.class_idx) : nlohmann::json();
@@ -182,34 +247,61 @@ nlohmann::json manifest(const Options& o, const Request& r, const Opened& n, con
     m["vae_batch"] = n.decoder->vae_batch();
     m["vae_decode_seconds"] = n.decoder->vae_seconds();
   }
-  m["images"] = made.records;
-  m["seconds"] = made.seconds;
-  m["network_evaluations"] = {{"main", made.done.main_evals}, {"guide", made.done.guide_evals}};
+  m["images"] = all.records;
+  m["seconds"] = seconds;
+  m["network_evaluations"] = {{"main", all.main_evals}, {"guide", all.guide_evals}};
+  if (!all.ranks.is_null()) m["ranks"] = all.ranks;
   return m;
 }
 
-void write_collected(const Options& o, const Request& r, const Opened& n, const nlohmann::json& params, const Made& made) {
-  const ModelInfo& info = n.nets.main->info();
-  if (!o.npy.empty())
-    write_npy(o.npy, made.raw.empty() ? torch::empty({0, info.img_channels, info.img_resolution, info.img_resolution})
-                                      : torch::cat(made.raw));
-  if (!o.grid.empty()) {
-    std::vector<torch::Tensor> ordered;
-    for (int64_t s : r.setup.base.seeds) ordered.push_back(made.images.at(s));
-    write_png(o.grid, make_grid(torch::stack(ordered), o.grid_cols), {{"parameters", params.dump()}});
+// The records of the seeds kept from an earlier run (--resume) joined with those made, in seed order.
+std::vector<nlohmann::json> all_records(const Options& o, const std::vector<int64_t>& seeds,
+                                        const std::map<int64_t, std::string>& paths, std::vector<nlohmann::json> made) {
+  std::map<int64_t, nlohmann::json> by_seed;
+  for (auto& rec : made) {
+    const auto seed = rec["seed"].get<int64_t>();
+    by_seed[seed] = std::move(rec);
   }
-  if (!o.outdir.empty())
-    write_file_atomic((fs::path(o.outdir) / "manifest.json").string(), manifest(o, r, n, params, made).dump(2) + "\n");
+  std::vector<nlohmann::json> records;
+  for (int64_t s : seeds) {
+    auto it = by_seed.find(s);
+    records.push_back(it != by_seed.end() ? it->second
+                                          : nlohmann::json{{"seed", s},
+                                                           {"file", fs::relative(paths.at(s), o.outdir).string()},
+                                                           {"resumed", true}});
+  }
+  return records;
 }
 
-void summarise(const Options& o, const Request& r, const Opened& n, const Made& made) {
-  if (o.sampling.quiet) return;
-  const int64_t made_now = static_cast<int64_t>(r.setup.base.seeds.size()) - made.kept;
-  const double secs = made.seconds;
+// The grid's images in seed order: made now, or read back where kept from an earlier run.
+torch::Tensor grid_images(const std::vector<int64_t>& seeds, const std::vector<int64_t>& made_seeds,
+                          const torch::Tensor& made, const std::map<int64_t, std::string>& paths) {
+  std::map<int64_t, torch::Tensor> by_seed;
+  for (size_t i = 0; i < made_seeds.size(); ++i) by_seed[made_seeds[i]] = made[static_cast<int64_t>(i)];
+  std::vector<torch::Tensor> ordered;
+  for (int64_t s : seeds) ordered.push_back(by_seed.count(s) ? by_seed.at(s) : read_png(paths.at(s)));
+  return torch::stack(ordered);
+}
+
+void write_collected(const Options& o, const Request& r, const Opened& n, const nlohmann::json& params,
+                     const Collected& all, const std::vector<int64_t>& seeds, const std::map<int64_t, std::string>& paths,
+                     double seconds) {
+  if (!o.npy.empty()) write_npy(o.npy, all.samples);
+  if (!o.grid.empty())
+    write_png(o.grid, make_grid(grid_images(seeds, r.setup.base.seeds, all.pixels, paths), o.grid_cols),
+              {{"parameters", params.dump()}});
+  if (!o.outdir.empty())
+    write_file_atomic((fs::path(o.outdir) / "manifest.json").string(), manifest(o, r, n, params, all, seconds).dump(2) + "\n");
+}
+
+void summarise(const Options& o, const Request& r, const Opened& n, const Collected& all, int64_t kept, double secs,
+               int world) {
+  const auto made_now = static_cast<int64_t>(r.setup.base.seeds.size());
   std::cerr << "autoguide: " << made_now << " images (" << to_string(n.mode) << ", w=" << r.setup.base.guidance
             << ") in " << secs << " s, " << (secs > 0 ? made_now / secs : 0.0) << " images/s"
-            << (made.kept ? ", " + std::to_string(made.kept) + " kept from an earlier run" : "")
-            << "; batched network evaluations: main " << made.done.main_evals << ", guides " << made.done.guide_evals;
+            << (world > 1 ? " on " + std::to_string(world) + " ranks" : "")
+            << (kept ? ", " + std::to_string(kept) + " kept from an earlier run" : "")
+            << "; batched network evaluations: main " << all.main_evals << ", guides " << all.guide_evals;
   if (!o.outdir.empty()) std::cerr << "; wrote " << o.outdir;
   if (!o.grid.empty()) std::cerr << "; grid " << o.grid;
   if (!o.npy.empty()) std::cerr << "; npy " << o.npy;
@@ -217,16 +309,26 @@ void summarise(const Options& o, const Request& r, const Opened& n, const Made& 
   std::cerr << "\n";
 }
 
-void run(const Options& o) {
-  const Request r = resolve_request(o);
+void run(const Options& o, const Ranks& ranks) {
+  Request r = resolve_request(o, ranks.shard());
+  ranks.use_device(r.setup.device);
   Opened n{NetCache(r.setup, r.vae, ", or use only --npy FILE to save the latents")};
-  open_nets(r, o, n);
+  open_nets(r, o, n, !o.sampling.quiet && ranks.root());
+  check_same_files(ranks, n.cache.file_hashes());
+  const std::vector<OutputLock> locks = ranks.root() ? claim_outputs(o) : std::vector<OutputLock>{};
   const std::map<int64_t, std::string> paths = plan_outputs(o, r.setup.base);
+  if (!o.outdir.empty()) check_shared_folder(ranks, o.outdir);
   nlohmann::json params = sample_parameters(r.setup.base, n.nets, n.mode, n.decoder);
   if (!o.preset.empty()) params["preset"] = o.preset;
-  const Made made = sample_and_write(o, r, n, paths, params);
-  write_collected(o, r, n, params, made);
-  summarise(o, r, n, made);
+  const std::vector<int64_t> seeds = r.setup.base.seeds;
+  r.setup.base.seeds = seeds_to_make(o, paths, seeds, ranks);
+  const Made made = sample_and_write(o, r, n, paths, params, ranks);
+  Collected all = collect(o, r, n, made, ranks);
+  if (!ranks.root()) return;
+  all.records = all_records(o, seeds, paths, std::move(all.records));
+  write_collected(o, r, n, params, all, seeds, paths, made.seconds);
+  const auto kept = static_cast<int64_t>(seeds.size() - r.setup.base.seeds.size());
+  if (!o.sampling.quiet) summarise(o, r, n, all, kept, made.seconds, ranks.launch.world);
 }
 
 }  // namespace
@@ -249,7 +351,7 @@ void add_generate(CLI::App& app) {
   cmd->add_flag("--overwrite", o.overwrite, "Replace existing output files");
   o.sampling.seeds = "16-19";  // EDM2's default
   add_sampling_options(*cmd, o.sampling, "Seeds, e.g. 0-63 or 1,2,5-10");
-  cmd->callback([] { run(o); });
+  cmd->callback([cmd] { run_as_rank(*cmd, o.sampling.dist_timeout, [](const Ranks& ranks) { run(o, ranks); }); });
 }
 
 }  // namespace autoguide::cli

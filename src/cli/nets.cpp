@@ -26,4 +26,11 @@ PixelDecoder& NetCache::decoder(const Denoiser& main) {
   return decoders_.emplace(&main, std::move(d)).first->second;
 }
 
+std::map<std::string, std::string> NetCache::file_hashes() const {
+  std::map<std::string, std::string> files;
+  for (const auto& [path, net] : nets_) files["the file " + path] = "sha256 " + net.file_sha256();
+  if (vae_) files["the file " + vae_->path()] = "sha256 " + vae_->file_sha256();
+  return files;
+}
+
 }  // namespace autoguide::cli

@@ -29,6 +29,9 @@ class NetCache {
 
   const VaeDecoder* vae() const { return vae_ ? &*vae_ : nullptr; }
 
+  // Each file loaded so far ("the file models/x.pt") with its SHA-256: what every rank must agree on.
+  std::map<std::string, std::string> file_hashes() const;
+
  private:
   const SamplingSetup& setup_;
   std::string vae_path_, latent_hint_;

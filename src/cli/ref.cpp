@@ -8,6 +8,7 @@
 #include "commands.hpp"
 #include "device.hpp"
 #include "features.hpp"
+#include "ranks.hpp"
 
 namespace autoguide::cli {
 
@@ -17,10 +18,11 @@ struct RefOptions {
   std::string detector, images, out, features_out, device = "auto";
   int64_t batch = 64;
   int threads = 0;
+  double dist_timeout = 1800;
   bool overwrite = false, quiet = false;
 };
 
-void run_ref(const RefOptions& o) {
+void run_ref(const RefOptions& o, const Ranks& ranks) {
   check_batch(o.batch);
   if (o.features_out == o.out) throw UsageError("--out and --features-out must be different files");
   // Everything that can be checked cheaply is checked before the detector runs over the whole set.
@@ -31,8 +33,10 @@ void run_ref(const RefOptions& o) {
   }
   const ImageSet images = ImageSet::open(o.images);
   const torch::Device device = select_device(o.device, o.threads);
+  ranks.use_device(device);
   Detector detector = Detector::load(o.detector, device);
-  const SetFeatures set = measure_set(detector, images, o.batch, !o.features_out.empty(), !o.quiet);
+  const SetFeatures set = measure_set(detector, images, o.batch, !o.features_out.empty(), !o.quiet, ranks);
+  if (!ranks.root()) return;
   write_stats(o.out, set.stats);
   try {
     if (!o.features_out.empty()) write_npy(o.features_out, set.features);
@@ -59,9 +63,9 @@ void add_ref(CLI::App& app) {
   cmd->add_option("--features-out", o.features_out, "Also write the raw features, float32 [N,D] .npy (for fid --pr)");
   cmd->add_option("--batch", o.batch, "Images per detector call")->capture_default_str();
   cmd->add_flag("--overwrite", o.overwrite, "Replace existing output files");
-  add_device_options(*cmd, o.device, o.threads);
+  add_device_options(*cmd, o.device, o.threads, o.dist_timeout);
   cmd->add_flag("--quiet,-q", o.quiet, "No progress or summary on stderr");
-  cmd->callback([] { run_ref(o); });
+  cmd->callback([cmd] { run_as_rank(*cmd, o.dist_timeout, [](const Ranks& ranks) { run_ref(o, ranks); }); });
 }
 
 }  // namespace autoguide::cli

@@ -1,5 +1,6 @@
 #include "rows.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -16,6 +17,14 @@ namespace fs = std::filesystem;
 namespace autoguide::cli {
 
 namespace {
+
+// The first seeds' images of a row, from the ranks that made them, on rank 0.
+torch::Tensor gather_preview(const Row& row, int64_t preview, const Ranks& ranks) {
+  const auto shape = row.decoder->image_shape();
+  const torch::Tensor mine =
+      row.run.preview.defined() ? row.run.preview.cpu() : torch::empty({0, shape[0], shape[1], shape[2]}, torch::kUInt8);
+  return gather_in_order(ranks.get(), mine, row.run.preview_positions, preview);
+}
 
 void summarise(const Row& row, size_t images) {
   char fd_text[48] = "";
@@ -40,9 +49,11 @@ std::array<int64_t, 3> common_image_shape(const std::vector<Row>& rows) {
   return shape;
 }
 
-void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, FdSetup* fd) {
-  ProgressLine line(!out.quiet);
-  const int64_t preview = std::min<int64_t>(out.grid_cols, static_cast<int64_t>(base.seeds.size()));
+void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, FdSetup* fd,
+              const Ranks& ranks) {
+  ProgressLine line(!out.quiet && ranks.root());
+  const auto n = static_cast<int64_t>(base.seeds.size());
+  const int64_t preview = std::min<int64_t>(out.grid_cols, n);
   for (size_t i = 0; i < rows.size(); ++i) {
     Row& row = rows[i];
     if (row.same_as >= 0) {
@@ -67,14 +78,29 @@ void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOut
     };
     const std::string where = "setting " + std::to_string(i + 1) + "/" + std::to_string(rows.size()) + " (" +
                               row.setting.label + ")  image ";
-    auto progress = [&](const GenerateProgress& p) {
-      line.update((static_cast<double>(i) + p.fraction()) / static_cast<double>(rows.size()),
-                  where + std::to_string(p.images_done) + "/" + std::to_string(p.images_total));
+    GenerateProgress now;
+    auto draw = [&] {  // every rank's images of this row
+      const double done = ranks.images_done(now.fraction() * static_cast<double>(now.images_total));
+      line.update((static_cast<double>(i) + done / static_cast<double>(n)) / static_cast<double>(rows.size()),
+                  where + std::to_string(static_cast<int64_t>(done)) + "/" + std::to_string(n));
     };
+    auto progress = [&](const GenerateProgress& p) {
+      now = p;
+      draw();
+      ranks.check();
+    };
+    const auto t0 = std::chrono::steady_clock::now();
     row.run = run_setting(row.setting, base, *row.decoder, preview, sink, progress);
-    if (stats) row.fd = frechet_distance(stats->finish(), fd->ref);
+    now = row.run.done;
+    ranks.barrier(draw);
+    row.run.preview = gather_preview(row, preview, ranks);
+    row.run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (stats) {
+      const FeatureStats s = stats->finish(ranks.get());
+      if (ranks.root()) row.fd = frechet_distance(s, fd->ref);
+    }
     line.finish();
-    if (!out.quiet) summarise(row, base.seeds.size());
+    if (!out.quiet && ranks.root()) summarise(row, base.seeds.size());
   }
 }
 

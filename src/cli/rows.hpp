@@ -12,6 +12,7 @@
 #include "autoguide/pixels.hpp"
 #include "autoguide/sweep.hpp"
 #include "fd_options.hpp"
+#include "ranks.hpp"
 
 namespace autoguide::cli {
 
@@ -37,10 +38,12 @@ struct RowsOutput {
   bool quiet = false;
 };
 
-// Runs the rows in order, keeping the first `grid_cols` images of each for the grid; with `fd`, each row's
-// images are measured as they are sampled. Rows with same_as reuse that row's results. A summary line per
-// row unless quiet.
-void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, FdSetup* fd);
+// Runs the rows in order, each rank its share of the seeds (base.shard), keeping the first `grid_cols` images
+// of each row for the grid; with `fd`, each row's images are measured as they are sampled. Rows with same_as
+// reuse that row's results. On rank 0: the grid's images and the FDs of every rank's images, and a summary
+// line per row unless quiet.
+void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, FdSetup* fd,
+              const Ranks& ranks);
 
 // One grid row per setting and one column per kept seed, labelled with the settings' labels and the seeds.
 torch::Tensor rows_grid(const std::vector<Row>& rows, const GenerateRequest& base);

@@ -42,13 +42,14 @@ void add_sampling_options(CLI::App& cmd, SamplingOptions& o, const std::string& 
       ->check(at_least(1))->capture_default_str();
   cmd.add_option("--vae-dtype,--vae_dtype", o.vae_dtype, "VAE precision: fp32 (EDM2's), bf16, fp16")->capture_default_str();
   cmd.add_option("--models", o.models, "Folder of converted models for --preset (default $AUTOGUIDE_MODELS or ./models)");
-  add_device_options(cmd, o.device, o.threads);
+  add_device_options(cmd, o.device, o.threads, o.dist_timeout);
   cmd.add_flag("--quiet,-q", o.quiet, "No progress or summary on stderr");
 }
 
-SamplingSetup resolve_sampling(const SamplingOptions& o, const std::string& seeds) {
+SamplingSetup resolve_sampling(const SamplingOptions& o, const std::string& seeds, const Shard& shard) {
   SamplingSetup s;
   s.base.seeds = parse_seed_list(seeds);
+  s.base.shard = shard;
   s.base.class_idx = o.class_idx;
   s.base.max_batch = o.batch;
   s.base.sampler = o.sampler;

@@ -17,6 +17,7 @@ struct SamplingOptions {
   std::string sampler_name = "heun", interval_sigma, interval_steps, dtype = "auto";
   std::string vae, vae_dtype = "fp32", models, device = "auto";
   int class_idx = -1, batch = 32, vae_batch = 4, threads = 0;  // vae_batch: EDM2's encoder_batch_size
+  double dist_timeout = 1800;  // seconds (ranks.hpp)
   bool quiet = false;
   SamplerOptions sampler;
   CLI::Option *seeds_opt = nullptr, *vae_opt = nullptr;
@@ -40,7 +41,8 @@ struct SamplingSetup {
   std::string models;  // where presets' files are looked up
 };
 
-// `seeds`: the seed list to use (the command may derive it from other options, e.g. --num).
-SamplingSetup resolve_sampling(const SamplingOptions& o, const std::string& seeds);
+// `seeds`: the seed list to use (the command may derive it from other options, e.g. --num); `shard`: this
+// rank's share of them.
+SamplingSetup resolve_sampling(const SamplingOptions& o, const std::string& seeds, const Shard& shard);
 
 }  // namespace autoguide::cli

@@ -147,14 +147,16 @@ std::set<std::string> plan_outputs(const SweepOptions& o, const SweepNets& chose
 }
 
 // With --overwrite, old PNGs in a setting's folder go first, so that a folder holds this run's images only
-// (fid reads whole folders).
-void clear_folders(const SweepOptions& o, const std::set<std::string>& folders) {
+// (fid reads whole folders). Rank 0 clears before any rank writes.
+void clear_folders(const SweepOptions& o, const std::set<std::string>& folders, const Ranks& ranks) {
   ensure_writable_dir(o.outdir);
+  check_shared_folder(ranks, o.outdir);
   if (!o.overwrite) return;
   for (const auto& f : folders)
-    if (fs::is_directory(fs::path(o.outdir) / f))
+    if (fs::is_directory(fs::path(o.outdir) / f) && ranks.root())
       for (const auto& e : fs::recursive_directory_iterator(fs::path(o.outdir) / f))
         if (e.is_regular_file() && e.path().extension() == ".png") fs::remove(e.path());
+  ranks.barrier();
 }
 
 // FD against w, a curve per guide.
@@ -175,7 +177,8 @@ void write_fd_plot(const fs::path& file, const std::vector<Row>& rows, const std
 
 // grid.png, results.csv/json and, with FDs, fd.png.
 void write_results(const SweepOptions& o, const SweepNets& chosen, const std::vector<Row>& rows,
-                   const std::vector<double>& weights, const GenerateRequest& base, bool has_fd) {
+                   const std::vector<double>& weights, const GenerateRequest& base, bool has_fd,
+                   const nlohmann::json& ranks) {
   const fs::path out(o.outdir);
   const std::vector<std::string>& gnets = chosen.gnets;
   const std::vector<std::string> names = guide_names(gnets);
@@ -206,17 +209,21 @@ void write_results(const SweepOptions& o, const SweepNets& chosen, const std::ve
   if (decoder.vae()) results["vae"] = decoder.vae()->path(), results["vae_dtype"] = to_string(decoder.vae()->precision());
   if (!o.preset.empty()) results["preset"] = o.preset;
   if (has_fd) results["detector"] = o.fd.detector, results["ref"] = o.fd.ref;
+  if (!ranks.is_null()) results["ranks"] = ranks;
   write_file_atomic((out / "results.csv").string(), csv);
   write_file_atomic((out / "results.json").string(), results.dump(2) + "\n");
   if (has_fd) write_fd_plot(out / "fd.png", rows, names, weights, base.seeds.size());
 }
 
-void run_sweep(SweepOptions& o) {
+void run_sweep(SweepOptions& o, const Ranks& ranks) {
   if (o.outdir.empty()) throw UsageError("no output folder: give --outdir DIR");
   const std::vector<double> weights = parse_weights(o.weights, "--guidance");
-  const SamplingSetup setup = resolve_sampling(o.sampling, fd_seeds(o.fd, o.sampling));
+  const SamplingSetup setup = resolve_sampling(o.sampling, fd_seeds(o.fd, o.sampling), ranks.shard());
+  ranks.use_device(setup.device);
   const SweepNets chosen = sweep_nets(o, setup);
   const std::set<std::string> folders = plan_outputs(o, chosen, weights);
+  std::optional<OutputLock> lock;  // one run at a time in a sweep folder (rank 0 claims for all ranks)
+  if (ranks.root()) lock.emplace(OutputLock::claim_folder(o.outdir, "--outdir"));
 
   NetCache nets(setup, chosen.vae);
   std::vector<Row> rows = sweep_rows(o, nets, chosen, weights);
@@ -224,10 +231,13 @@ void run_sweep(SweepOptions& o) {
   for (const auto& r : rows) settings.push_back(r.setting);
   validate(settings, setup.base);
   std::optional<FdSetup> fd = open_fd(o.fd, setup.device, rows.front().decoder->image_shape());
-  clear_folders(o, folders);
+  check_same_files(ranks, nets.file_hashes());
+  clear_folders(o, folders, ranks);
 
-  run_rows(rows, setup.base, {o.outdir, o.grid_cols, o.sampling.quiet}, fd ? &*fd : nullptr);
-  write_results(o, chosen, rows, weights, setup.base, fd.has_value());
+  run_rows(rows, setup.base, {o.outdir, o.grid_cols, o.sampling.quiet}, fd ? &*fd : nullptr, ranks);
+  const nlohmann::json times = ranks.describe(ranks.gather_json(ranks.times()));
+  if (!ranks.root()) return;
+  write_results(o, chosen, rows, weights, setup.base, fd.has_value(), times);
   if (!o.sampling.quiet)
     std::cerr << "autoguide: swept " << rows.size() << " settings; wrote " << (fs::path(o.outdir) / "grid.png").string()
               << ", " << (fs::path(o.outdir) / "results.csv").string()
@@ -250,7 +260,7 @@ void add_sweep(CLI::App& app) {
   o.sampling.seeds = "0-7";
   add_sampling_options(*cmd, o.sampling, "Seeds, the same for every setting (or 0..N-1 with --num N)");
   add_fd_options(*cmd, o.fd);
-  cmd->callback([] { run_sweep(o); });
+  cmd->callback([cmd] { run_as_rank(*cmd, o.sampling.dist_timeout, [](const Ranks& ranks) { run_sweep(o, ranks); }); });
 }
 
 }  // namespace autoguide::cli

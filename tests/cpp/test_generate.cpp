@@ -19,7 +19,7 @@ TEST(Progress, IsMonotonicOverEdm2sSplitAndEndsAtExactlyOne) {
   req.sampler.schedule.num_steps = 3;
   std::vector<double> seen;
   std::vector<int64_t> batch_sizes;
-  generate({&main}, req, nullptr, [&](const BatchResult& r) { batch_sizes.push_back(r.seeds.size()); },
+  generate({&main}, req, [&](const BatchResult& r) { batch_sizes.push_back(r.seeds.size()); },
            [&](const GenerateProgress& p) { seen.push_back(p.fraction()); });
   ASSERT_EQ(batch_sizes, (std::vector<int64_t>{20, 20}));
   // Hand-computed: (images done before the batch + its size * steps / 3) / 40.

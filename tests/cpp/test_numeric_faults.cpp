@@ -23,7 +23,7 @@ struct Outcome {
 Outcome run_generate(const Nets& nets, const GenerateRequest& req) {
   Outcome out;
   try {
-    generate(nets, req, nullptr, [&](const BatchResult& r) {
+    generate(nets, req, [&](const BatchResult& r) {
       out.written.insert(out.written.end(), r.seeds.begin(), r.seeds.end());
     });
   } catch (const RuntimeFailure& e) {

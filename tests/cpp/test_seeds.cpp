@@ -18,17 +18,6 @@ TEST(SeedList, RefusesMalformedLists) {
   }
 }
 
-TEST(SplitBatches, MatchesNumpyArraySplit) {
-  // numpy.array_split(arange(10), 3) -> sizes 4,3,3 (ceil(10/4)=3 batches for max batch 4)
-  auto b = split_batches(parse_seed_list("0-9"), 4);
-  ASSERT_EQ(b.size(), 3u);
-  EXPECT_EQ(b[0], (std::vector<int64_t>{0, 1, 2, 3}));
-  EXPECT_EQ(b[1], (std::vector<int64_t>{4, 5, 6}));
-  EXPECT_EQ(b[2], (std::vector<int64_t>{7, 8, 9}));
-  EXPECT_EQ(split_batches(parse_seed_list("0-7"), 32).size(), 1u);
-  EXPECT_EQ(split_batches(parse_seed_list("0-7"), 1).size(), 8u);
-}
-
 TEST(SeedGenerators, StreamsDoNotDependOnBatchComposition) {
   SeedGenerators a({3, 9}, torch::kCPU), b({9}, torch::kCPU);
   auto na = a.randn({2, 4, 4});
