@@ -128,33 +128,26 @@ def _persistent_id_code(marker):
     return _proto(_short(f"__import__('os').system('touch {marker}')") + P.BINPERSID)
 
 
-def _blob_location_code(marker):
-    # A tensor storage record whose location field is Python code (torch would look it up, never run it).
+def _storage_blob(numel, data, location='cpu'):
+    """torch's legacy storage blob (what _load_from_bytes reads) declaring `numel` float32 elements over `data`."""
     out = io.BytesIO()
     for header in (0x1950a86a20f9469cfc6c, 1001, {'protocol_version': 1001, 'little_endian': True,
                                                   'type_sizes': {'short': 2, 'int': 4, 'long': 4}}):
         pickle.dump(header, out, protocol=2)
-    code = f"__import__('os').system('touch {marker}')"
-    writer._Pickler(out, protocol=2).dump(Persistent(('storage', G('torch', 'FloatStorage'), 'k', code, 2, None)))
+    record = ('storage', G('torch', 'FloatStorage'), 'k', location, numel, None)
+    writer._Pickler(out, protocol=2).dump(Persistent(record))
     pickle.dump(['k'], out, protocol=2)
-    out.write(struct.pack('<q', 2) + bytes(8))
+    out.write(struct.pack('<q', numel) + data)
     return writer.dumps({'t': Reduce(G('torch.storage', '_load_from_bytes'), (out.getvalue(),))})
 
 
-def _storage_blob(numel, data):
-    out = io.BytesIO()
-    for header in (0x1950a86a20f9469cfc6c, 1001, {'protocol_version': 1001, 'little_endian': True,
-                                                  'type_sizes': {'short': 2, 'int': 4, 'long': 4}}):
-        pickle.dump(header, out, protocol=2)
-    writer._Pickler(out, protocol=2).dump(Persistent(('storage', G('torch', 'FloatStorage'), 'k', 'cpu', numel,
-                                                      None)))
-    pickle.dump(['k'], out, protocol=2)
-    out.write(struct.pack('<q', numel) + data)
-    return out.getvalue()
+def _blob_location_code(marker):
+    # A tensor storage record whose location field is Python code (torch would look it up, never run it).
+    return _storage_blob(2, bytes(8), f"__import__('os').system('touch {marker}')")
 
 
 def _storage_10e12(marker):
-    return writer.dumps({'t': Reduce(G('torch.storage', '_load_from_bytes'), (_storage_blob(10 ** 12, bytes(16)),))})
+    return _storage_blob(10 ** 12, bytes(16))
 
 
 def _memo_self_reference(marker):
@@ -265,13 +258,7 @@ def _zip_duplicate(marker):
 
 def _zip_bomb(size):
     """A torch.save archive whose one storage member inflates to `size` zero bytes from about size/1000."""
-    def make(marker):
-        numel = size // 4
-        pkl = writer.dumps({'w': Reduce(G('torch._utils', '_rebuild_tensor_v2'),
-                                        (Persistent(('storage', G('torch', 'FloatStorage'), '0', 'cpu', numel)),
-                                         0, (numel,), (1,), False, collections.OrderedDict()))}, protocol=2)
-        return _deflated_archive(pkl, size)
-    return make
+    return lambda marker: _deflated_archive(_tensor_pickle(size // 4), size)
 
 
 def _deflated_archive(pkl, size):
@@ -308,28 +295,29 @@ def _append_members(archive, entries):
     return bytes(body + central + end)
 
 
-def _zip_storage_10e12(marker):
-    pkl = writer.dumps({'w': Reduce(G('torch._utils', '_rebuild_tensor_v2'),
-                                    (Persistent(('storage', G('torch', 'FloatStorage'), '0', 'cpu', 10 ** 12)),
-                                     0, (10 ** 12,), (1,), False, collections.OrderedDict()))}, protocol=2)
+def _tensor_pickle(numel, location='cpu'):
+    """The data.pkl of a torch.save archive of one float32 tensor: its record declares numel and location."""
+    return writer.dumps({'w': Reduce(G('torch._utils', '_rebuild_tensor_v2'),
+                                     (Persistent(('storage', G('torch', 'FloatStorage'), '0', location, numel)),
+                                      0, (numel,), (1,), False, collections.OrderedDict()))}, protocol=2)
+
+
+def _storage_archive(numel, member_bytes, location='cpu'):
+    """A torch.save archive of that tensor, its storage member `member_bytes` long."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, 'w') as z:
-        z.writestr('archive/data.pkl', pkl)
-        z.writestr('archive/data/0', bytes(16))
+        z.writestr('archive/data.pkl', _tensor_pickle(numel, location))
+        z.writestr('archive/data/0', bytes(member_bytes))
         z.writestr('archive/version', b'3\n')
     return out.getvalue()
 
 
+def _zip_storage_10e12(marker):
+    return _storage_archive(10 ** 12, 16)
+
+
 def _zip_location_code(marker):
-    code = f"__import__('os').system('touch {marker}')"
-    pkl = writer.dumps({'w': Reduce(G('torch._utils', '_rebuild_tensor_v2'),
-                                    (Persistent(('storage', G('torch', 'FloatStorage'), '0', code, 1)),
-                                     0, (1,), (1,), False, collections.OrderedDict()))}, protocol=2)
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, 'w') as z:
-        z.writestr('archive/data.pkl', pkl)
-        z.writestr('archive/data/0', bytes(4))
-    return out.getvalue()
+    return _storage_archive(1, 4, f"__import__('os').system('touch {marker}')")
 
 
 def _zip_build_list(marker):
