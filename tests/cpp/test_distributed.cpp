@@ -1,6 +1,9 @@
 // The c10d group with its ranks as threads of one process: statistics merged across ranks against the
 // statistics of the whole set, rows gathered in list order, and a rank whose items differ stopping every rank.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <functional>
@@ -14,10 +17,22 @@ using namespace autoguide;
 
 namespace {
 
-// Runs body(group) on `world` threads, one rank each, meeting on a port of this process's own.
+// A port nobody listens on now: the kernel's choice for a socket bound to port 0.
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Runs body(group) on `world` threads, one rank each.
 void on_ranks(int world, const std::function<void(Group&)>& body) {
-  static int runs = 0;
-  const int port = 20000 + (::getpid() * 7 + 101 * runs++) % 20000;
+  const int port = free_port();
   std::vector<std::thread> threads;
   std::vector<std::exception_ptr> errors(static_cast<size_t>(world));
   for (int r = 0; r < world; ++r)
