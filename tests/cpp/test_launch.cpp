@@ -28,6 +28,17 @@ std::string usage_error(const std::map<std::string, std::string>& vars) {
   return "";
 }
 
+// The launcher's name, rank, world, local rank and rendezvous address, all at once.
+void expect_launch(const Launch& l, const std::string& launcher, int rank, int world, int local_rank,
+                   const std::string& addr, int port) {
+  EXPECT_EQ(l.launcher, launcher);
+  EXPECT_EQ(l.rank, rank);
+  EXPECT_EQ(l.world, world);
+  EXPECT_EQ(l.local_rank, local_rank);
+  EXPECT_EQ(l.addr, addr);
+  EXPECT_EQ(l.port, port);
+}
+
 }  // namespace
 
 TEST(Launch, AloneWithoutALauncher) {
@@ -42,47 +53,29 @@ TEST(Launch, Torchrun) {
                            {"MASTER_PORT", "1234"}, {"TORCHELASTIC_RUN_ID", "abc"},
                            {"TORCHELASTIC_RESTART_COUNT", "2"}, {"TORCHELASTIC_USE_AGENT_STORE", "True"},
                            {"OMPI_COMM_WORLD_RANK", "0"}, {"OMPI_COMM_WORLD_SIZE", "5"}});
-  EXPECT_EQ(l.launcher, "torchrun");
-  EXPECT_EQ(l.rank, 2);
-  EXPECT_EQ(l.world, 3);
-  EXPECT_EQ(l.local_rank, 1);
-  EXPECT_EQ(l.addr, "node7");
-  EXPECT_EQ(l.port, 1234);
+  expect_launch(l, "torchrun", 2, 3, 1, "node7", 1234);
   EXPECT_TRUE(l.launcher_hosts_store);
   EXPECT_EQ(l.key_prefix, "autoguide/abc/2/");
 }
 
 TEST(Launch, ByHandDefaultsToLoopback) {
   const Launch l = launch({{"RANK", "0"}, {"WORLD_SIZE", "2"}});
-  EXPECT_EQ(l.launcher, "env");
-  EXPECT_EQ(l.addr, "127.0.0.1");
-  EXPECT_EQ(l.port, 29500);
+  expect_launch(l, "env", 0, 2, 0, "127.0.0.1", 29500);
   EXPECT_FALSE(l.launcher_hosts_store);
-  EXPECT_EQ(l.local_rank, 0);
 }
 
 TEST(Launch, OpenMpi) {
   const Launch l = launch({{"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "2"},
                            {"OMPI_COMM_WORLD_LOCAL_RANK", "1"}, {"MASTER_PORT", "4321"},
                            {"SLURM_STEP_ID", "0"}, {"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}});
-  EXPECT_EQ(l.launcher, "mpirun");
-  EXPECT_EQ(l.rank, 1);
-  EXPECT_EQ(l.world, 2);
-  EXPECT_EQ(l.local_rank, 1);
-  EXPECT_EQ(l.addr, "127.0.0.1");
-  EXPECT_EQ(l.port, 4321);
+  expect_launch(l, "mpirun", 1, 2, 1, "127.0.0.1", 4321);
 }
 
 TEST(Launch, SlurmStepFindsRankZerosNode) {
   const Launch l = launch({{"SLURM_STEP_ID", "0"}, {"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "16"},
                            {"SLURM_LOCALID", "1"}, {"SLURM_JOB_ID", "123456"},
                            {"SLURM_JOB_NODELIST", "gpu[01-08]"}, {"SLURM_STEP_NODELIST", "gpu[03-04,07]"}});
-  EXPECT_EQ(l.launcher, "srun");
-  EXPECT_EQ(l.rank, 5);
-  EXPECT_EQ(l.world, 16);
-  EXPECT_EQ(l.local_rank, 1);
-  EXPECT_EQ(l.addr, "gpu03");
-  EXPECT_EQ(l.port, 29500 + 123456 % 2000);
+  expect_launch(l, "srun", 5, 16, 1, "gpu03", 29500 + 123456 % 2000);
   const Launch given = launch({{"SLURM_STEP_ID", "0"}, {"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"},
                                {"SLURM_JOB_NODELIST", "a,b"}, {"MASTER_ADDR", "10.0.0.1"}, {"MASTER_PORT", "7"}});
   EXPECT_EQ(given.addr, "10.0.0.1");
