@@ -1,5 +1,7 @@
 #include "autoguide/guidance.hpp"
 
+#include <cstdio>
+
 #include "autoguide/error.hpp"
 #include "autoguide/float32_range.hpp"
 

@@ -7,6 +7,7 @@
 #include "autoguide/decoder.hpp"
 #include "autoguide/error.hpp"
 #include "autoguide/model.hpp"
+#include "fuzz_target.hpp"
 
 namespace {
 
@@ -32,9 +33,11 @@ void vae(const std::string& text) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+static int fuzz_model_metadata(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   model(text);
   vae(text);
   return 0;
 }
+
+const bool model_metadata_registered = register_fuzz_target("model_metadata", fuzz_model_metadata);

@@ -8,8 +8,9 @@
 #include "autoguide/error.hpp"
 #include "autoguide/npy.hpp"
 #include "same_bytes.hpp"
+#include "fuzz_target.hpp"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+static int fuzz_npy(const uint8_t* data, size_t size) {
   const std::string bytes(reinterpret_cast<const char*>(data), size);
   torch::Tensor t;
   try {
@@ -23,3 +24,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!same_bytes(autoguide::decode_npy(autoguide::encode_npy(t), "again.npy"), t)) __builtin_trap();
   return 0;
 }
+
+const bool npy_registered = register_fuzz_target("npy", fuzz_npy);

@@ -9,8 +9,9 @@
 #include "autoguide/error.hpp"
 #include "autoguide/npz.hpp"
 #include "same_bytes.hpp"
+#include "fuzz_target.hpp"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+static int fuzz_npz(const uint8_t* data, size_t size) {
   const std::string bytes(reinterpret_cast<const char*>(data), size);
   std::map<std::string, torch::Tensor> arrays;
   try {
@@ -26,3 +27,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!same_bytes(again.at(name), t)) __builtin_trap();
   return 0;
 }
+
+const bool npz_registered = register_fuzz_target("npz", fuzz_npz);

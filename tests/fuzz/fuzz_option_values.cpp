@@ -9,6 +9,7 @@
 #include "autoguide/float32_range.hpp"
 #include "autoguide/schedule.hpp"
 #include "autoguide/sweep.hpp"
+#include "fuzz_target.hpp"
 
 namespace {
 
@@ -38,9 +39,11 @@ void intervals(const std::string& text) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+static int fuzz_option_values(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   weights(text);
   intervals(text);
   return 0;
 }
+
+const bool option_values_registered = register_fuzz_target("option_values", fuzz_option_values);

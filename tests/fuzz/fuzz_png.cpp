@@ -9,8 +9,9 @@
 
 #include "autoguide/error.hpp"
 #include "autoguide/png.hpp"
+#include "fuzz_target.hpp"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+static int fuzz_png(const uint8_t* data, size_t size) {
   const std::string bytes(reinterpret_cast<const char*>(data), size);
   std::array<int64_t, 3> shape{};
   bool header_ok = true;
@@ -31,3 +32,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!torch::equal(autoguide::decode_png(autoguide::encode_png(image), "again.png"), image)) __builtin_trap();
   return 0;
 }
+
+const bool png_registered = register_fuzz_target("png", fuzz_png);

@@ -6,8 +6,9 @@
 #include "autoguide/error.hpp"
 #include "autoguide/float32_range.hpp"
 #include "autoguide/preset.hpp"
+#include "fuzz_target.hpp"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+static int fuzz_preset_json(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   try {
     for (const auto& p : autoguide::parse_presets(text, "fuzz.json")) {
@@ -18,3 +19,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   return 0;
 }
+
+const bool preset_json_registered = register_fuzz_target("preset_json", fuzz_preset_json);

@@ -5,8 +5,9 @@
 
 #include "autoguide/error.hpp"
 #include "autoguide/seeds.hpp"
+#include "fuzz_target.hpp"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+static int fuzz_seed_list(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   std::vector<int64_t> seeds;
   try {
@@ -26,3 +27,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   return 0;
 }
+
+const bool seed_list_registered = register_fuzz_target("seed_list", fuzz_seed_list);
