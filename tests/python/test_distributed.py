@@ -173,6 +173,13 @@ PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP OverSubscr
 """
 
 
+def die_with_parent():
+    """In a daemon's child process: end it when the test process ends, even when that is killed and
+    the fixture's teardown never runs (PR_SET_PDEATHSIG)."""
+    import ctypes
+    ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)
+
+
 def start_slurm(d, procs):
     """munged, slurmctld and slurmd in `d` (no cgroups: linuxproc process tracking, no task plugin). Returns the
     environment for srun, or raises RuntimeError saying why the daemons did not come up."""
@@ -193,7 +200,8 @@ def start_slurm(d, procs):
                 f'--pid-file={d}/munged.pid', f'--log-file={d}/munged.log', f'--seed-file={d}/munge.seed'],
                ['slurmctld', '-D', '-f', str(conf)], ['slurmd', '-D', '-f', str(conf)]]
     for cmd in daemons:
-        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(d / f'{cmd[0]}.err', 'w')))
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(d / f'{cmd[0]}.err', 'w'),
+                                      preexec_fn=die_with_parent))
         time.sleep(0.5)
     for _ in range(60):
         for p, cmd in zip(procs, daemons):
