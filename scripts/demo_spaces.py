@@ -2,16 +2,18 @@
 """The demo experiment in two feature spaces: FD (with a bootstrap interval), precision and recall, and pixel
 statistics for autoguidance and CFG over a grid of guidance weights, against the Fashion-MNIST training set.
 
-Samples come from `autoguide sweep` (one folder of PNGs per setting, the experiment's settings: 12 Heun
-steps, bf16); features from `autoguide ref --features-out` with each detector; precision/recall (k=3) from
+Samples come from `autoguide sweep`, one run per setting (the experiment's settings: 12 Heun steps; bf16
+where the CPU computes it natively, else fp32), so an interrupted experiment resumes where it stopped and
+--jobs runs settings side by side (one thread each, which uses 2 cores better than one run on 2 threads); features from `autoguide ref --features-out` with each detector; precision/recall (k=3) from
 `autoguide fid --pr` against 5,000 training images; the FD interval from autoguide_py.fd_bootstrap.
 
   scripts/demo_spaces.py --num 2000 --curve ag=models/demo/guide.pt:1.1,1.2,1.3 \\
       --curve cfg=models/demo/uncond.pt:1.5,2 --out out/demo-spaces
-Curves whose sweep finished (results.json present) are not sampled again; results.json and a markdown
+Settings whose sweep finished (results.json present) are not sampled again; results.json and a markdown
 table go to --out.
 """
 import argparse
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -40,14 +42,24 @@ def run(args, *cmd):
     subprocess.run([args.bin, *map(str, cmd)], check=True, cwd=ROOT)
 
 
-def sample(args, name, guide, weights):
-    out = os.path.join(args.out, name)
+def sample_point(args, name, guide, w):
+    """One setting: its own sweep folder (w = 1 is the same unguided images whatever the guide)."""
+    out = os.path.join(args.out, 'none' if float(w) == 1 else os.path.join(name, f'w{float(w):.2f}'))
     if not os.path.exists(os.path.join(out, 'results.json')):
-        run(args, 'sweep', '--net', args.net, '--gnet', guide, '--guidance', weights, '--seeds', f'0-{args.num - 1}', '--steps',
-            args.steps, '--dtype', args.dtype, '--batch', 250, '--threads', args.threads, '--outdir', out,
+        run(args, 'sweep', '--net', args.net, '--gnet', guide, '--guidance', w, '--seeds', f'0-{args.num - 1}',
+            '--steps', args.steps, '--dtype', args.dtype, '--batch', 64, '--threads', args.threads, '--outdir', out,
             '--overwrite', '-q')
     with open(os.path.join(out, 'results.json')) as f:
         return [dict(s, curve=name, path=os.path.join(out, s['folder'])) for s in json.load(f)['settings']]
+
+
+def sample(args, curves):
+    """Every (curve, w) point, --jobs at a time; the settings in the order the curves list them."""
+    points = [(name, guide, w) for name, guide, weights in curves for w in weights.split(',')]
+    unguided = [p for p in points if float(p[2]) == 1][:1]  # sampled once, shared by every curve
+    points = unguided + [p for p in points if float(p[2]) != 1]
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        return [s for settings in pool.map(lambda p: sample_point(args, *p), points) for s in settings]
 
 
 def pixel_stats(images):
@@ -123,21 +135,27 @@ def main():
     ap.add_argument('--net', default='models/demo/main.pt')
     ap.add_argument('--num', type=int, default=2000)
     ap.add_argument('--steps', type=int, default=12)
-    ap.add_argument('--dtype', default='bf16')
-    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--dtype', default='fp32', help='bf16 only where the CPU has AVX512-BF16 or AMX')
+    ap.add_argument('--threads', type=int, default=1, help='per sampling run')
+    ap.add_argument('--jobs', type=int, default=2, help='sampling runs side by side')
+    ap.add_argument('--sample-only', action='store_true', help='sample the settings, measure later')
     ap.add_argument('--resamples', type=int, default=200)
     ap.add_argument('--out', default='out/demo-spaces')
     ap.add_argument('--bin', default=os.path.join(ROOT, 'build', 'autoguide'))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    settings, seen = [], set()
+    curves = []
     for spec in args.curve:
         name, _, rest = spec.partition('=')
         guide, _, weights = rest.rpartition(':')
-        for s in sample(args, name, guide, weights):
-            if s['path'] not in seen:  # w = 1 is the same unguided folder in every curve
-                seen.add(s['path'])
-                settings.append(s)
+        curves.append((name, guide, weights))
+    settings, seen = [], set()
+    for s in sample(args, curves):
+        if s['path'] not in seen:  # w = 1 is the same unguided folder in every curve
+            seen.add(s['path'])
+            settings.append(s)
+    if args.sample_only:
+        return
     rows = []
     refs = {space: reference_features(args, space, det) for space, (det, _) in SPACES.items()}
     real = real_images(args)

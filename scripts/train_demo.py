@@ -11,7 +11,9 @@ autoguide_py.autoencoder). Each network trains with EDM2's recipe
 (autoguide_py.training), keeps power-function EMAs at sigma_rel 0.05 and 0.10 and saves them as
 snapshots in --workdir; the exported file is the post-hoc EMA (autoguide_py.phema) at the role's
 --ema-* length, chosen as models/demo/README.md describes. Mixed precision (bf16 autocast on the
-CPU, where EDM2 uses fp16 on GPUs) roughly doubles the training speed.
+CPU, where EDM2 uses fp16 on GPUs) roughly doubles the training speed on CPUs with AVX512-BF16 or AMX, and
+is used there by default; elsewhere bf16 is emulated (on an AVX2-only EPYC, a guide trained at 1.4 images/s
+in bf16 against 34 in fp32) and --precision auto trains in fp32.
 """
 
 import argparse
@@ -45,8 +47,12 @@ ROLES = {
     'main': dict(label_dim=10, model_channels=32, total_img=131_072, ref_lr=0.012, seed=1),
     'guide': dict(label_dim=10, model_channels=16, total_img=131_072 // 8, ref_lr=0.012, seed=2),
     'uncond': dict(label_dim=0, model_channels=24, total_img=65_536, ref_lr=0.012, seed=3),
+    # Other guides for docs/experiments.md (issue: guides worth their name): the guide's width trained twice
+    # as long, and a guide 1.5x as wide with the guide's training length.
+    'guide-long': dict(label_dim=10, model_channels=16, total_img=131_072 // 4, ref_lr=0.012, seed=2),
+    'guide-wide': dict(label_dim=10, model_channels=24, total_img=131_072 // 8, ref_lr=0.012, seed=2),
 }
-EMA = {'main': 0.10, 'guide': 0.05, 'uncond': 0.10}
+EMA = {'main': 0.10, 'guide': 0.05, 'uncond': 0.10, 'guide-long': 0.05, 'guide-wide': 0.05}
 SNAPSHOTS = 8  # per run, evenly spaced
 
 
@@ -54,7 +60,16 @@ def log(msg):
     print(msg, flush=True)
 
 
-def train_net(role, images, labels, workdir, scale):
+def native_bf16():
+    """Whether this CPU computes bf16 itself (elsewhere LibTorch emulates it, far slower than fp32)."""
+    try:
+        flags = open('/proc/cpuinfo').read().split()
+    except OSError:
+        return False
+    return 'avx512_bf16' in flags or 'amx_bf16' in flags
+
+
+def train_net(role, images, labels, workdir, scale, bf16):
     cfg = dict(COMMON, **ROLES[role])
     total = max(cfg['batch_size'], int(cfg['total_img'] * scale) // cfg['batch_size'] * cfg['batch_size'])
     torch.manual_seed(cfg['seed'])
@@ -73,14 +88,14 @@ def train_net(role, images, labels, workdir, scale):
 
     snapshot_img = max(cfg['batch_size'], total // SNAPSHOTS // cfg['batch_size'] * cfg['batch_size'])
     start = time.time()
-    with torch.autocast('cpu', dtype=torch.bfloat16):
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
         training.train(net, images, onehot, total_img=total, batch_size=cfg['batch_size'], ref_lr=cfg['ref_lr'],
                        ref_batches=cfg['ref_batches'], rampup_img=cfg['rampup_img'] * min(scale, 1),
                        P_mean=cfg['P_mean'], P_std=cfg['P_std'], ema_stds=cfg['ema_stds'],
                        snapshot_img=snapshot_img, snapshot_fn=snapshot, seed=cfg['seed'], log=log)
     seconds = time.time() - start
     log(f'{role}: trained in {seconds / 60:.1f} min')
-    return dict(params=params, images=total, seconds=round(seconds, 1), **cfg)
+    return dict(params=params, images=total, seconds=round(seconds, 1), precision='bf16' if bf16 else 'fp32', **cfg)
 
 
 def export_role(role, workdir, outdir, ema_std, info):
@@ -183,6 +198,8 @@ def main(argv=None):
     ap.add_argument('--export-only', action='store_true', help='re-export from existing snapshots')
     ap.add_argument('--scale', type=float, default=1.0, help='multiply the training lengths (smoke tests)')
     ap.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: all cores)')
+    ap.add_argument('--precision', choices=['auto', 'bf16', 'fp32'], default='auto',
+                    help='training precision of the diffusion nets (auto: bf16 autocast where the CPU has it natively)')
     ap.add_argument('--autoguide', default='build/autoguide', help='the CLI, for the reference statistics')
     for role, std in EMA.items():
         ap.add_argument(f'--ema-{role}', type=float, default=std, help=f'post-hoc EMA std of {role}')
@@ -209,8 +226,9 @@ def main(argv=None):
                 record['encoder'] = train_encoder(images, args.outdir, args.scale, args.autoguide)
         else:
             if not args.export_only:
-                record[role] = train_net(role, x, labels, args.workdir, args.scale)
-            export_role(role, args.workdir, args.outdir, getattr(args, f'ema_{role}'), record.setdefault(role, {}))
+                bf16 = args.precision == 'bf16' or (args.precision == 'auto' and native_bf16())
+                record[role] = train_net(role, x, labels, args.workdir, args.scale, bf16)
+            export_role(role, args.workdir, args.outdir, getattr(args, 'ema_' + role.replace('-', '_')), record.setdefault(role, {}))
         with open(record_path, 'w') as f:
             json.dump(record, f, indent=1)
     log(json.dumps(record, indent=1))

@@ -130,11 +130,16 @@ std::vector<Row> preset_rows(const std::vector<PresetRow>& presets, NetCache& ne
   return rows;
 }
 
-void print_fds(const std::vector<Row>& rows) {
+// A line per row: its label, then the FD in each feature space ("fd X" with one detector).
+void print_fds(const std::vector<Row>& rows, const std::vector<FdSpace>& spaces) {
   for (const auto& r : rows) {
-    char line[64];
-    std::snprintf(line, sizeof line, "%.10g", *r.fd);
-    std::cout << r.setting.label << "\tfd " << line << "\n";
+    std::cout << r.setting.label;
+    for (size_t k = 0; k < r.fd.size(); ++k) {
+      char v[64];
+      std::snprintf(v, sizeof v, "%.10g", r.fd[k]);
+      std::cout << "\t" << fd_label(spaces, k) << " " << v;
+    }
+    std::cout << "\n";
   }
 }
 
@@ -151,14 +156,14 @@ void run_compare(CompareOptions& o, const Ranks& ranks) {
 
   NetCache nets(setup, vae);
   std::vector<Row> rows = presets.empty() ? explicit_rows(o, nets, setup.base) : preset_rows(presets, nets, setup.base);
-  std::optional<FdSetup> fd = open_fd(o.fd, setup.device, common_image_shape(rows));
+  std::vector<FdSpace> spaces = open_fd(o.fd, setup.device, common_image_shape(rows));
   check_same_files(ranks, nets.file_hashes());
   ensure_writable_parent(o.out);
 
-  run_rows(rows, setup.base, {"", o.grid_cols, o.sampling.quiet}, fd ? &*fd : nullptr, ranks);
+  run_rows(rows, setup.base, {"", o.grid_cols, o.sampling.quiet}, spaces, ranks);
   if (!ranks.root()) return;
   write_png(o.out, rows_grid(rows, setup.base));
-  if (fd) print_fds(rows);
+  if (!spaces.empty()) print_fds(rows, spaces);
   if (!o.sampling.quiet) std::cerr << "autoguide: " << rows.size() << " rows -> " << o.out << "\n";
 }
 

@@ -1,5 +1,8 @@
 #include "fd_options.hpp"
 
+#include <filesystem>
+#include <set>
+
 #include "autoguide/error.hpp"
 #include "autoguide/seeds.hpp"
 #include "features.hpp"
@@ -7,15 +10,23 @@
 namespace autoguide::cli {
 
 void add_fd_options(CLI::App& cmd, FdOptions& o) {
-  cmd.add_option("--detector", o.detector, "Feature detector (TorchScript, uint8 [N,C,H,W] -> [N,D]): measure each setting's FD");
-  cmd.add_option("--ref", o.ref, "Reference statistics for the FD (.npz from autoguide ref)");
+  cmd.add_option("--detector", o.detectors,
+                 "Feature detector (TorchScript, uint8 [N,C,H,W] -> [N,D]): measure each setting's FD; repeat with "
+                 "--ref for more feature spaces");
+  cmd.add_option("--ref", o.refs, "Reference statistics for the FD (.npz from autoguide ref), one per --detector");
   cmd.add_option("--num", o.num, "Samples per setting for the FD: seeds 0..N-1 unless --seeds is given");
 }
 
 std::string fd_seeds(const FdOptions& fd, const SamplingOptions& sampling) {
-  if (fd.detector.empty() != fd.ref.empty())
+  if (fd.detectors.empty() != fd.refs.empty())
     throw UsageError("the Fréchet distance needs both --detector X.pt and --ref STATS.npz");
-  if (fd.num != 0 && fd.detector.empty())
+  if (fd.detectors.size() != fd.refs.size())
+    throw UsageError("each --detector needs its --ref, in the same order (got " + std::to_string(fd.detectors.size()) +
+                     " detectors and " + std::to_string(fd.refs.size()) + " refs)");
+  for (size_t k = 0; k < fd.detectors.size(); ++k)
+    for (size_t j = 0; j < k; ++j)
+      if (fd.detectors[j] == fd.detectors[k]) throw UsageError("--detector lists " + fd.detectors[k] + " twice");
+  if (fd.num != 0 && fd.detectors.empty())
     throw UsageError("--num sets the samples per setting for the Fréchet distance: add --detector and --ref");
   if (fd.num < 0 || fd.num == 1) throw UsageError("--num must be at least 2 (feature statistics need 2 images)");
   const std::string text = sampling.seeds_given() || fd.num == 0 ? sampling.seeds : "0-" + std::to_string(fd.num - 1);
@@ -23,17 +34,28 @@ std::string fd_seeds(const FdOptions& fd, const SamplingOptions& sampling) {
   if (sampling.seeds_given() && fd.num != 0 && n != fd.num)
     throw UsageError("--num " + std::to_string(fd.num) + " and --seeds " + sampling.seeds + " (" + std::to_string(n) +
                      " seeds) disagree; give one of them");
-  if (!fd.detector.empty() && n < 2)
+  if (!fd.detectors.empty() && n < 2)
     throw UsageError("the Fréchet distance needs at least 2 samples per setting; give more --seeds or --num");
   return text;
 }
 
-std::optional<FdSetup> open_fd(const FdOptions& o, const torch::Device& device, const std::array<int64_t, 3>& images) {
-  if (o.detector.empty()) return std::nullopt;
-  FeatureStats ref = read_stats(o.ref);
-  FdSetup fd{Detector::load(o.detector, device), std::move(ref), o.ref};
-  probe_detector(fd.detector, images, fd.ref.dim(), o.ref);
-  return fd;
+std::vector<FdSpace> open_fd(const FdOptions& o, const torch::Device& device, const std::array<int64_t, 3>& images) {
+  std::set<std::string> stems;
+  bool clash = false;
+  for (const auto& d : o.detectors) clash |= !stems.insert(std::filesystem::path(d).stem().string()).second;
+  std::vector<FdSpace> spaces;
+  for (size_t k = 0; k < o.detectors.size(); ++k) {
+    const std::string& d = o.detectors[k];
+    FeatureStats ref = read_stats(o.refs[k]);
+    spaces.push_back({clash ? d : std::filesystem::path(d).stem().string(), Detector::load(d, device), std::move(ref),
+                      o.refs[k]});
+    probe_detector(spaces.back().detector, images, spaces.back().ref.dim(), o.refs[k]);
+  }
+  return spaces;
+}
+
+std::string fd_label(const std::vector<FdSpace>& spaces, size_t k) {
+  return spaces.size() == 1 ? "fd" : "fd[" + spaces[k].name + "]";
 }
 
 }  // namespace autoguide::cli

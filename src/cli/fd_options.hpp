@@ -1,12 +1,13 @@
 // --detector, --ref and --num: the Fréchet distance that sweep and compare measure for each setting while
-// sampling, on the decoded images.
+// sampling, on the decoded images. --detector/--ref pairs repeat: each pair is a feature space, as the paper
+// reports FID and FD_DINOv2 side by side.
 #pragma once
 #include <CLI/CLI.hpp>
 #include <torch/types.h>
 
 #include <array>
-#include <optional>
 #include <string>
+#include <vector>
 
 #include "autoguide/detector.hpp"
 #include "autoguide/metrics.hpp"
@@ -15,22 +16,27 @@
 namespace autoguide::cli {
 
 struct FdOptions {
-  std::string detector, ref;
+  std::vector<std::string> detectors, refs;  // paired in order
   int64_t num = 0;
 };
 
 void add_fd_options(CLI::App& cmd, FdOptions& o);
 
 // The seed list: --seeds, else 0..N-1 with --num N, else the --seeds default. Checks the FD options together
-// (both files, enough samples, --num agreeing with --seeds).
+// (a --ref per --detector, enough samples, --num agreeing with --seeds).
 std::string fd_seeds(const FdOptions& fd, const SamplingOptions& sampling);
 
-// The detector and reference statistics, checked on blank images of the shape the settings will make.
-struct FdSetup {
+// One feature space: a detector and the reference statistics in its features, checked on blank images of the
+// shape the settings will make. Named after the detector's file (its path where two share a file name).
+struct FdSpace {
+  std::string name;
   Detector detector;
   FeatureStats ref;
   std::string ref_path;
 };
-std::optional<FdSetup> open_fd(const FdOptions& o, const torch::Device& device, const std::array<int64_t, 3>& images);
+std::vector<FdSpace> open_fd(const FdOptions& o, const torch::Device& device, const std::array<int64_t, 3>& images);
+
+// "fd 2.5" for one space, "fd[detector] 2.5, fd[encoder] 1.1" for several: how summaries name FDs.
+std::string fd_label(const std::vector<FdSpace>& spaces, size_t k);
 
 }  // namespace autoguide::cli

@@ -26,9 +26,13 @@ torch::Tensor gather_preview(const Row& row, int64_t preview, const Ranks& ranks
   return gather_in_order(ranks.get(), mine, row.run.preview_positions, preview);
 }
 
-void summarise(const Row& row, size_t images) {
-  char fd_text[48] = "";
-  if (row.fd) std::snprintf(fd_text, sizeof fd_text, ", fd %.6g", *row.fd);
+void summarise(const Row& row, size_t images, const std::vector<FdSpace>& spaces) {
+  std::string fd_text;
+  for (size_t k = 0; k < row.fd.size(); ++k) {
+    char v[32];
+    std::snprintf(v, sizeof v, " %.6g", row.fd[k]);
+    fd_text += ", " + fd_label(spaces, k) + v;
+  }
   std::cerr << "autoguide: " << row.setting.label << " (" << to_string(row.run.mode) << "): " << images
             << " images in " << row.run.seconds << " s" << fd_text << "\n";
 }
@@ -49,7 +53,7 @@ std::array<int64_t, 3> common_image_shape(const std::vector<Row>& rows) {
   return shape;
 }
 
-void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, FdSetup* fd,
+void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, std::vector<FdSpace>& spaces,
               const Ranks& ranks) {
   ProgressLine line(!out.quiet && ranks.root());
   const auto n = static_cast<int64_t>(base.seeds.size());
@@ -65,10 +69,10 @@ void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOut
     nlohmann::json params = sample_parameters(req, row.setting.nets, run_mode(req, row.setting.nets), row.decoder);
     params.update(row.provenance);
     const std::string dir = row.folder.empty() ? "" : (fs::path(out.outdir) / row.folder).string();
-    std::optional<StreamStats> stats;
-    if (fd) stats.emplace(fd->detector, fd->ref.dim(), fd->ref_path);
+    std::vector<StreamStats> stats;
+    for (auto& space : spaces) stats.emplace_back(space.detector, space.ref.dim(), space.ref_path);
     auto sink = [&](const BatchResult& r, const torch::Tensor& pixels) {
-      if (stats) stats->add(pixels);
+      for (auto& s : stats) s.add(pixels);
       if (dir.empty()) return;
       for (size_t k = 0; k < r.seeds.size(); ++k) {
         const auto idx = static_cast<int64_t>(k);
@@ -95,12 +99,12 @@ void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOut
     ranks.barrier(draw);
     row.run.preview = gather_preview(row, preview, ranks);
     row.run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (stats) {
-      const FeatureStats s = stats->finish(ranks.get());
-      if (ranks.root()) row.fd = frechet_distance(s, fd->ref);
+    for (size_t k = 0; k < stats.size(); ++k) {
+      const FeatureStats s = stats[k].finish(ranks.get());
+      if (ranks.root()) row.fd.push_back(frechet_distance(s, spaces[k].ref));
     }
     line.finish();
-    if (!out.quiet && ranks.root()) summarise(row, base.seeds.size());
+    if (!out.quiet && ranks.root()) summarise(row, base.seeds.size(), spaces);
   }
 }
 

@@ -23,7 +23,7 @@ struct Row {
   std::string folder;  // under the output folder; empty: no PNGs
   int same_as = -1;    // an earlier row that samples the very same images (w = 1 whatever the guide)
   SettingRun run;
-  std::optional<double> fd;
+  std::vector<double> fd;  // one per feature space, when measured
 };
 
 // Refuses rows whose images differ in shape (one grid, one detector).
@@ -39,10 +39,10 @@ struct RowsOutput {
 };
 
 // Runs the rows in order, each rank its share of the seeds (base.shard), keeping the first `grid_cols` images
-// of each row for the grid; with `fd`, each row's images are measured as they are sampled. Rows with same_as
-// reuse that row's results. On rank 0: the grid's images and the FDs of every rank's images, and a summary
-// line per row unless quiet.
-void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, FdSetup* fd,
+// of each row for the grid; each row's images are measured in every feature space as they are sampled. Rows
+// with same_as reuse that row's results. On rank 0: the grid's images and the FDs of every rank's images, and a
+// summary line per row unless quiet.
+void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, std::vector<FdSpace>& spaces,
               const Ranks& ranks);
 
 // One grid row per setting and one column per kept seed, labelled with the settings' labels and the seeds.

@@ -1,5 +1,6 @@
 // `autoguide sweep`: one or more guides at a range of guidance weights on the same seeds, as a labelled grid,
 // a folder of PNGs per setting, results.csv/json and, with a detector, the FD of each setting and its plot.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -159,25 +160,26 @@ void clear_folders(const SweepOptions& o, const std::set<std::string>& folders, 
   ranks.barrier();
 }
 
-// FD against w, a curve per guide.
+// FD against w, a curve per guide and feature space.
 void write_fd_plot(const fs::path& file, const std::vector<Row>& rows, const std::vector<std::string>& names,
-                   const std::vector<double>& weights, size_t samples) {
+                   const std::vector<double>& weights, const std::vector<FdSpace>& spaces, size_t samples) {
   std::vector<Series> curves;
-  for (size_t g = 0; g < names.size(); ++g) {
-    Series s{names[g], {}, {}};
-    for (size_t k = 0; k < weights.size(); ++k) {
-      s.x.push_back(weights[k]);
-      s.y.push_back(*rows[g * weights.size() + k].fd);
+  for (size_t g = 0; g < names.size(); ++g)
+    for (size_t f = 0; f < spaces.size(); ++f) {
+      Series s{spaces.size() == 1 ? names[g] : names[g] + " " + fd_label(spaces, f), {}, {}};
+      for (size_t k = 0; k < weights.size(); ++k) {
+        s.x.push_back(weights[k]);
+        s.y.push_back(rows[g * weights.size() + k].fd[f]);
+      }
+      curves.push_back(s);
     }
-    curves.push_back(s);
-  }
   const std::string n = std::to_string(samples);
   write_png(file.string(), line_plot(curves, {"FD (" + n + " samples) against the guidance weight", "guidance weight w", "FD"}));
 }
 
 // grid.png, results.csv/json and, with FDs, fd.png.
 void write_results(const SweepOptions& o, const SweepNets& chosen, const std::vector<Row>& rows,
-                   const std::vector<double>& weights, const GenerateRequest& base, bool has_fd,
+                   const std::vector<double>& weights, const GenerateRequest& base, const std::vector<FdSpace>& spaces,
                    const nlohmann::json& ranks) {
   const fs::path out(o.outdir);
   const std::vector<std::string>& gnets = chosen.gnets;
@@ -185,17 +187,21 @@ void write_results(const SweepOptions& o, const SweepNets& chosen, const std::ve
   const PixelDecoder& decoder = *rows.front().decoder;
   write_png((out / "grid.png").string(), rows_grid(rows, base));
   nlohmann::json settings_json = nlohmann::json::array();
-  std::string csv = "guide,w,mode,folder,fd\n";
+  std::string csv = "guide,w,mode,folder";
+  for (size_t f = 0; f < std::max<size_t>(spaces.size(), 1); ++f) csv += "," + csv_field(spaces.empty() ? "fd" : fd_label(spaces, f));
+  csv += "\n";
   for (size_t k = 0; k < rows.size(); ++k) {
     const Row& r = rows[k];
     const size_t g = k / weights.size();
     nlohmann::json j = {{"guide", names[g]},        {"guide_file", gnets[g]}, {"w", r.setting.guidance},
                         {"mode", to_string(r.run.mode)}, {"folder", r.folder},   {"label", r.setting.label},
                         {"images", base.seeds.size()},   {"seconds", r.run.seconds}};
-    if (r.fd) j["fd"] = *r.fd;
+    if (spaces.size() == 1) j["fd"] = r.fd[0];
+    for (size_t f = 0; spaces.size() > 1 && f < spaces.size(); ++f) j["fds"][spaces[f].name] = r.fd[f];
     settings_json.push_back(j);
-    csv += csv_field(names[g]) + "," + number(r.setting.guidance) + "," + to_string(r.run.mode) + "," +
-           csv_field(r.folder) + "," + (r.fd ? number(*r.fd) : "") + "\n";
+    csv += csv_field(names[g]) + "," + number(r.setting.guidance) + "," + to_string(r.run.mode) + "," + csv_field(r.folder);
+    for (size_t f = 0; f < std::max<size_t>(spaces.size(), 1); ++f) csv += "," + (spaces.empty() ? "" : number(r.fd[f]));
+    csv += "\n";
   }
   nlohmann::json results = {{"net", chosen.net},
                             {"seeds", fd_seeds(o.fd, o.sampling)},
@@ -208,11 +214,13 @@ void write_results(const SweepOptions& o, const SweepNets& chosen, const std::ve
                             {"tool", "autoguide " AUTOGUIDE_VERSION}};
   if (decoder.vae()) results["vae"] = decoder.vae()->path(), results["vae_dtype"] = to_string(decoder.vae()->precision());
   if (!o.preset.empty()) results["preset"] = o.preset;
-  if (has_fd) results["detector"] = o.fd.detector, results["ref"] = o.fd.ref;
+  if (spaces.size() == 1) results["detector"] = o.fd.detectors[0], results["ref"] = o.fd.refs[0];
+  for (size_t f = 0; spaces.size() > 1 && f < spaces.size(); ++f)
+    results["spaces"].push_back({{"name", spaces[f].name}, {"detector", o.fd.detectors[f]}, {"ref", o.fd.refs[f]}});
   if (!ranks.is_null()) results["ranks"] = ranks;
   write_file_atomic((out / "results.csv").string(), csv);
   write_file_atomic((out / "results.json").string(), results.dump(2) + "\n");
-  if (has_fd) write_fd_plot(out / "fd.png", rows, names, weights, base.seeds.size());
+  if (!spaces.empty()) write_fd_plot(out / "fd.png", rows, names, weights, spaces, base.seeds.size());
 }
 
 void run_sweep(SweepOptions& o, const Ranks& ranks) {
@@ -230,18 +238,18 @@ void run_sweep(SweepOptions& o, const Ranks& ranks) {
   std::vector<Setting> settings;
   for (const auto& r : rows) settings.push_back(r.setting);
   validate(settings, setup.base);
-  std::optional<FdSetup> fd = open_fd(o.fd, setup.device, rows.front().decoder->image_shape());
+  std::vector<FdSpace> spaces = open_fd(o.fd, setup.device, rows.front().decoder->image_shape());
   check_same_files(ranks, nets.file_hashes());
   clear_folders(o, folders, ranks);
 
-  run_rows(rows, setup.base, {o.outdir, o.grid_cols, o.sampling.quiet}, fd ? &*fd : nullptr, ranks);
+  run_rows(rows, setup.base, {o.outdir, o.grid_cols, o.sampling.quiet}, spaces, ranks);
   const nlohmann::json times = ranks.describe(ranks.gather_json(ranks.times()));
   if (!ranks.root()) return;
-  write_results(o, chosen, rows, weights, setup.base, fd.has_value(), times);
+  write_results(o, chosen, rows, weights, setup.base, spaces, times);
   if (!o.sampling.quiet)
     std::cerr << "autoguide: swept " << rows.size() << " settings; wrote " << (fs::path(o.outdir) / "grid.png").string()
               << ", " << (fs::path(o.outdir) / "results.csv").string()
-              << (fd ? ", " + (fs::path(o.outdir) / "fd.png").string() : "") << "\n";
+              << (spaces.empty() ? "" : ", " + (fs::path(o.outdir) / "fd.png").string()) << "\n";
 }
 
 }  // namespace

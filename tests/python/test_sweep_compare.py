@@ -80,6 +80,18 @@ def metric(tmp_path_factory):
     return {'detector': detector, 'ref': d / 'ref.npz'}
 
 
+@pytest.fixture(scope='session')
+def metric2(tmp_path_factory, metric):
+    """A second feature space: another detector (4 features) and the same reference images' statistics in it."""
+    d = metric['ref'].parent
+    detector = d / 'det2.pt'
+    layer = IntLinear(3 * RES * RES, 4)
+    layer.w.copy_(torch.randint(-5, 6, layer.w.shape, generator=torch.Generator().manual_seed(1)).double())
+    torch.jit.script(layer).save(str(detector))
+    ok('ref', '--detector', detector, '--images', d / 'ref.npy', '--out', d / 'ref2.npz', '--device', 'cpu', '-q')
+    return {'detector': detector, 'ref': d / 'ref2.npz'}
+
+
 def fid(metric, images):
     r = ok('fid', '--json', '--detector', metric['detector'], '--ref', metric['ref'], '--images', images,
            '--device', 'cpu', '--threads', 1)
@@ -175,6 +187,42 @@ def test_sweep_fd_equals_fid_on_its_folders(nets, metric, tmp_path):
        '--grid-cols', 2, '--outdir', tmp_path / 'narrow', '--quiet', *FAST)
     t, _, _ = tiles(pixels(tmp_path / 'narrow' / 'grid.png'), 1, 2)
     assert np.array_equal(t[0, 1], pixels(out / 'guide-w2.10' / '000001.png'))
+
+
+def test_two_feature_spaces_in_sweep_and_compare(nets, metric, metric2, tmp_path):
+    """--detector/--ref pairs repeat: every setting's FD in each space equals `autoguide fid` with that space."""
+    spaces = ['--detector', metric['detector'], '--ref', metric['ref'],
+              '--detector', metric2['detector'], '--ref', metric2['ref']]
+    out = tmp_path / 'sweep'
+    ok('sweep', '--net', nets['main'], '--gnet', nets['guide'], '--guidance', '1,2.1', '--num', 6, *spaces,
+       '--outdir', out, '--quiet', *FAST)
+    results = json.loads((out / 'results.json').read_text())
+    assert [s['name'] for s in results['spaces']] == ['det', 'det2']
+    expected = []
+    for r in results['settings']:
+        assert 'fd' not in r
+        want = {'det': fid(metric, out / r['folder'])['fd'], 'det2': fid(metric2, out / r['folder'])['fd']}
+        assert r['fds'] == pytest.approx(want, rel=FD_RTOL, abs=0)
+        assert want['det'] != pytest.approx(want['det2'], rel=1e-3)  # the spaces really differ
+        expected.append(want)
+    with open(out / 'results.csv', newline='') as f:
+        table = list(csv.DictReader(f))
+    assert [[float(t['fd[det]']), float(t['fd[det2]'])] for t in table] == \
+        [[r['fds']['det'], r['fds']['det2']] for r in results['settings']]
+    # compare on the same seeds: the same images, so the same FDs, printed per space.
+    r = ok('compare', '--net', nets['main'], '--gnet', nets['guide'], '--ag', 2.1, '--seeds', '0-5', *spaces,
+           '--out', tmp_path / 'cmp.png', '--quiet', *FAST)
+    printed = [line.split('\t') for line in r.stdout.strip().splitlines()]
+    assert [p[0] for p in printed] == ['none w=1.00', 'autoguidance w=2.10']
+    for p, want in zip(printed, expected):
+        assert [c.split(' ')[0] for c in p[1:]] == ['fd[det]', 'fd[det2]']
+        got = {'det': float(p[1].split(' ')[1]), 'det2': float(p[2].split(' ')[1])}
+        assert got == pytest.approx(want, rel=1e-8, abs=0)
+    bad('compare', '--net', nets['main'], '--gnet', nets['guide'], '--ag', 2.1, *spaces[:6],
+        '--out', tmp_path / 'x.png', *FAST, message='each --detector needs its --ref, in the same order')
+    bad('compare', '--net', nets['main'], '--gnet', nets['guide'], '--ag', 2.1, *spaces[:4], *spaces[:4],
+        '--out', tmp_path / 'x.png', *FAST, message='lists')
+    assert not (tmp_path / 'x.png').exists()
 
 
 def test_compare_rows_equal_generate_and_fd_per_row(nets, metric, tmp_path):
