@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job: install what is missing, build the CLI, and compare no guidance, CFG and autoguidance on
 # the embedded demo models (models/demo: EDM2 networks trained on Fashion-MNIST by scripts/train_demo.py).
-# Writes out/demo/compare.png (one labelled row per mode, 8 seeds) and prints the FD of each row.
+# Writes out/demo/compare.png (one labelled row per mode, 8 seeds) and prints the FD of each row in two feature
+# spaces: the demo classifier's (fd[detector], the FID of this data set) and an autoencoder's (fd[encoder], the
+# second space, as the paper adds FD_DINOv2 to FID).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -24,5 +26,6 @@ echo "sampling ${NUM} images per row in ${DEMO_DTYPE} (no guidance, CFG w=${CFG}
 build/autoguide compare --net models/demo/main.pt --gnet models/demo/guide.pt --ag "$AG" \
   --uncond models/demo/uncond.pt --cfg "$CFG" --num "$NUM" --grid-cols 8 \
   --steps 12 --dtype "$DEMO_DTYPE" --detector models/demo/detector.pt --ref models/demo/fmnist-train-stats.npz \
+  --detector models/demo/encoder.pt --ref models/demo/fmnist-train-stats-encoder.npz \
   --out out/demo/compare.png --overwrite
 echo "out/demo/compare.png"

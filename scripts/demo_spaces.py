@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from autoguide_py import fmnist  # noqa: E402
-from autoguide_py.fd_bootstrap import bootstrap_fd, feature_stats, frechet_distance  # noqa: E402
+from autoguide_py.fd_bootstrap import bootstrap_fd, bootstrap_fd_difference  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPACES = {  # name: (detector, training-set statistics)
@@ -90,8 +90,13 @@ def reference_features(args, space, detector):
 
 
 def measure(args, images_path, space, detector, stats, ref_subset):
-    """FD with its bootstrap interval, precision and recall of one image set in one space."""
-    feats = images_path.rstrip('/') + f'.{space}.npy'
+    """FD with its bootstrap interval, precision and recall of one image set in one space (kept beside the
+    features, so a rerun with more settings measures only the new ones)."""
+    feats = features_path(images_path, space)
+    done = feats[:-len('.npy')] + f'.measured-{args.resamples}.json'
+    if os.path.exists(done):
+        with open(done) as f:
+            return json.load(f)
     if not os.path.exists(feats):
         run(args, 'ref', '--detector', detector, '--images', images_path, '--out', feats + '.npz', '--features-out',
             feats, '--overwrite', '-q')
@@ -101,8 +106,54 @@ def measure(args, images_path, space, detector, stats, ref_subset):
                         '--ref-images', ref_subset, '--pr', '--json', '-q'], check=True, capture_output=True,
                        text=True, cwd=ROOT)
     pr = json.loads(r.stdout)
-    return {'fd': fd, 'fd_low': low, 'fd_high': high, 'precision': pr['precision'], 'recall': pr['recall'],
-            'fd_cli': pr['fd']}
+    result = {'fd': fd, 'fd_low': low, 'fd_high': high, 'precision': pr['precision'], 'recall': pr['recall'],
+              'fd_cli': pr['fd']}
+    with open(done, 'w') as f:
+        json.dump(result, f)
+    return result
+
+
+def features_path(folder, space):
+    return folder.rstrip('/') + f'.{space}.npy'
+
+
+def optima(rows):
+    """Per feature space: the setting of lowest FD on each curve (unguided included in every curve)."""
+    best = {}
+    for space in SPACES:
+        for curve in sorted({r['curve'] for r in rows if r['mode'] not in ('none', 'real')}):
+            mine = [r for r in rows if r['curve'] == curve or r['mode'] == 'none']
+            best[(space, curve)] = min(mine, key=lambda r: r[space]['fd'])
+    return best
+
+
+def comparisons(args, rows):
+    """Paired bootstrap intervals (same seeds) of FD differences between each curve's optimum, no guidance, and
+    the other curves' optima, in each space: the claims of docs/experiments.md."""
+    best = optima(rows)
+    none = next(r for r in rows if r['mode'] == 'none')
+    out = []
+    for space, (_, stats) in SPACES.items():
+        ref = np.load(os.path.join(ROOT, stats))
+        curves = [c for s, c in best if s == space]
+        pairs = [(best[(space, c)], none) for c in curves]
+        pairs += [(best[(space, a)], best[(space, b)]) for i, a in enumerate(curves) for b in curves[i + 1:]]
+        for a, b in pairs:
+            if a is b:
+                continue
+            diff, low, high = bootstrap_fd_difference(np.load(features_path(a['folder'], space)),
+                                                      np.load(features_path(b['folder'], space)), ref['mu'],
+                                                      ref['sigma'], resamples=args.resamples)
+            out.append({'space': space, 'a': a['label'], 'b': b['label'], 'fd_a_minus_b': diff, 'low': low,
+                        'high': high})
+    return out
+
+
+def comparison_table(items):
+    lines = ['| space | A | B | FD(A) - FD(B) [95% CI, paired] |', '|---|---|---|---|']
+    lines += [f"| {c['space']} | {c['a']} | {c['b']} | {c['fd_a_minus_b']:.2f} [{c['low']:.2f}, {c['high']:.2f}] |"
+              for c in items]
+    return '\n'.join(lines)
 
 
 def real_images(args):
@@ -167,11 +218,12 @@ def main():
             row[space] = measure(args, s['path'], space, det, stats, refs[space])
         rows.append(row)
         print(json.dumps(row), flush=True)
+    pairs = comparisons(args, [r for r in rows if r['mode'] != 'real'])
     with open(os.path.join(args.out, 'results.json'), 'w') as f:
-        json.dump(rows, f, indent=1)
+        json.dump({'settings': rows, 'comparisons': pairs}, f, indent=1)
     with open(os.path.join(args.out, 'table.md'), 'w') as f:
-        f.write(table(rows) + '\n')
-    print(table(rows))
+        f.write(table(rows) + '\n\n' + comparison_table(pairs) + '\n')
+    print(table(rows) + '\n\n' + comparison_table(pairs))
 
 
 if __name__ == '__main__':

@@ -7,7 +7,7 @@ from cli import ok, requires_bin
 from conftest import ROOT
 
 from autoguide_py import fmnist
-from autoguide_py.fd_bootstrap import bootstrap_fd, feature_stats, frechet_distance
+from autoguide_py.fd_bootstrap import bootstrap_fd, bootstrap_fd_difference, feature_stats, frechet_distance
 
 DEMO = ROOT / 'models' / 'demo'
 
@@ -20,24 +20,43 @@ def test_frechet_distance_in_one_dimension_is_the_closed_form():
 
 def test_bootstrap_interval_of_two_samples_is_hand_computed():
     # Resamples of {0, 2}: {0,0} (p 1/4) has mean 0, variance 0 -> FD 0 against N(0, 0); {0,2} (p 1/2) has
-    # mean 1, unbiased variance 2 -> FD 1 + 2 = 3; {2,2} (p 1/4) -> FD 4. The full sample's FD is 3.
+    # mean 1, unbiased variance 2 -> FD 1 + 2 = 3; {2,2} (p 1/4) -> FD 4. The full sample's FD is 3; the
+    # resampled FDs have mean 2.5 and standard deviation sqrt(1/4 * 6.25 + 1/2 * 0.25 + 1/4 * 2.25) = 1.5.
     f, mu, sigma = np.array([[0.0], [2.0]]), np.zeros(1), np.zeros((1, 1))
     fd, low, high = bootstrap_fd(f, mu, sigma, resamples=4000, confidence=0.95)
-    assert (fd, low, high) == (3.0, 0.0, 4.0)
-    # The 30% and 70% quantiles both fall in the middle mass.
-    assert bootstrap_fd(f, mu, sigma, resamples=4000, confidence=0.4)[1:] == (3.0, 3.0)
+    assert fd == 3.0
+    assert (low, high) == pytest.approx((3 - 1.959964 * 1.5, 3 + 1.959964 * 1.5), abs=0.1)
+    assert 3 - low == pytest.approx(high - 3, rel=1e-12)  # centred on the estimate, whatever the resamples' bias
 
 
-def test_bootstrap_interval_covers_the_expected_fd_in_the_demos_regime():
-    # Generated features N(0.3, 1.3^2 I) in 8-D against the exact reference N(0, I), 500 samples: an FD of ~1.5
-    # well above its sampling bias, as in the demo. The expected FD at N = 500 (the mean over 300 fresh draws)
-    # should lie inside most 95% intervals of independent experiments.
+def test_paired_difference_is_hand_computed():
+    # b = {0, 2}, a = b + 1 from the same seeds: FD_a - FD_b = (m + 1)^2 - m^2 = 2m + 1 for a resample of mean m
+    # (the variances cancel): 1, 3, 5 with p 1/4, 1/2, 1/4, standard deviation sqrt(2); unpaired it would vary far more.
+    b = np.array([[0.0], [2.0]])
+    diff, low, high = bootstrap_fd_difference(b + 1, b, np.zeros(1), np.zeros((1, 1)), resamples=4000)
+    assert diff == 3.0
+    assert (low, high) == pytest.approx((3 - 1.959964 * 2 ** 0.5, 3 + 1.959964 * 2 ** 0.5), abs=0.1)
+    with pytest.raises(ValueError, match='same seeds'):
+        bootstrap_fd_difference(b, b[:1], np.zeros(1), np.zeros((1, 1)))
+
+
+def test_bootstrap_interval_covers_the_expected_fd_in_high_dimensions():
+    # Generated features N(0.1, 1.1^2 I) in 32-D against the exact reference N(0, I), 300 samples: the expected
+    # FD at N = 300 (the mean over 100 fresh draws) lies inside the 95% intervals of independent experiments,
+    # where the percentile interval of the same resamples misses it (resampling raises FD in high dimensions).
     rng = np.random.default_rng(1)
-    draw = lambda: rng.normal(size=(500, 8)) * 1.3 + 0.3  # noqa: E731
-    expected = np.mean([frechet_distance(*feature_stats(draw()), np.zeros(8), np.eye(8)) for _ in range(300)])
-    hits = [low <= expected <= high
-            for fd, low, high in (bootstrap_fd(draw(), np.zeros(8), np.eye(8), resamples=200, seed=k) for k in range(30))]
-    assert np.mean(hits) >= 0.8
+    draw = lambda: rng.normal(size=(300, 32)) * 1.1 + 0.1  # noqa: E731
+    ref = np.zeros(32), np.eye(32)
+    expected = np.mean([frechet_distance(*feature_stats(draw()), *ref) for _ in range(100)])
+    hits, pct_hits = [], []
+    for k in range(20):
+        f = draw()
+        _, low, high = bootstrap_fd(f, *ref, resamples=60, seed=k)
+        hits.append(low <= expected <= high)
+        r = np.random.default_rng(k)
+        v = [frechet_distance(*feature_stats(f[r.integers(0, 300, 300)]), *ref) for _ in range(60)]
+        pct_hits.append(np.quantile(v, 0.025) <= expected <= np.quantile(v, 0.975))
+    assert np.mean(hits) >= 0.8 and np.mean(pct_hits) <= 0.2
 
 
 @pytest.mark.skipif(not (DEMO / 'encoder.pt').exists(), reason='models/demo/encoder.pt not trained')
