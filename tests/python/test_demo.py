@@ -15,6 +15,7 @@ from conftest import ROOT
 from autoguide_py import fmnist
 
 DEMO = ROOT / 'models' / 'demo'
+PRESETS = json.loads((ROOT / 'configs' / 'demo.json').read_text())['presets']
 README = DEMO / 'README.md'
 NETS = ['main', 'guide', 'uncond']
 pytestmark = pytest.mark.skipif(not (DEMO / 'main.pt').exists(), reason='models/demo not trained')
@@ -39,8 +40,9 @@ def readme_table():
 
 def test_files_match_the_readme_and_fit_the_budget():
     rows = readme_table()
-    files = [f'{n}.pt' for n in NETS] + ['detector.pt', 'fmnist-train-stats.npz', 'encoder.pt',
+    files = [f'{n}.pt' for n in NETS] + ['guide-long.pt', 'detector.pt', 'fmnist-train-stats.npz', 'encoder.pt',
                                          'fmnist-train-stats-encoder.npz']
+    assert sorted(files) == sorted(p.name for p in DEMO.iterdir() if p.name != 'README.md')
     total = 0
     for name in files:
         path = DEMO / name
@@ -49,7 +51,7 @@ def test_files_match_the_readme_and_fit_the_budget():
         params, size, digest = rows[name]
         assert size == len(data), name
         assert hashlib.sha256(data).hexdigest() == digest, name
-        if name in ('main.pt', 'guide.pt', 'uncond.pt'):
+        if name in ('main.pt', 'guide.pt', 'guide-long.pt', 'uncond.pt'):
             assert metadata(path)['param_count'] == params, name
         elif name in ('detector.pt', 'encoder.pt'):
             assert sum(p.numel() for p in torch.jit.load(str(path)).parameters()) == params
@@ -61,13 +63,27 @@ def test_roles_have_the_paper_relations():
     assert meta['main']['label_dim'] == meta['guide']['label_dim'] == 10 and meta['uncond']['label_dim'] == 0
     for m in meta.values():
         assert (m['img_resolution'], m['img_channels']) == (32, 1)
-    # The guide is smaller and trained for 1/8 of the main network's images.
+    # The guide is smaller and trained for 1/8 of the main network's images; the long guide for 1/4.
     assert meta['guide']['param_count'] < meta['main']['param_count'] / 3
     assert meta['guide']['training_kimg'] * 8 == pytest.approx(meta['main']['training_kimg'], abs=8)
+    long = metadata(DEMO / 'guide-long.pt')
+    assert long['param_count'] == meta['guide']['param_count'] and long['label_dim'] == 10
+    assert long['training_kimg'] * 4 == pytest.approx(meta['main']['training_kimg'], abs=8)
+
+
+def test_every_preset_names_files_that_exist():
+    # Nets, and for the presets tuned in one feature space, that space's detector and reference statistics.
+    assert PRESETS
+    for name, p in PRESETS.items():
+        files = [p['net']] + [p[k] for k in ('gnet', 'detector', 'ref') if p.get(k)]
+        for f in files:
+            assert (ROOT / 'models' / f).is_file(), (name, f)
+        if p.get('gnet'):
+            assert p.get('detector') and p.get('ref'), f'{name}: a guided preset says which space chose its weight'
 
 
 @requires_bin
-@pytest.mark.parametrize('preset', ['demo-fmnist', 'demo-fmnist-autog', 'demo-fmnist-cfg'])
+@pytest.mark.parametrize('preset', sorted(PRESETS))
 def test_presets_make_images(tmp_path, preset):
     ok('generate', '--preset', preset, '--models', ROOT / 'models', '--seeds', '0-3', '--steps', '8',
        '--outdir', tmp_path, '--npy', tmp_path / 'x.npy', '-q', cwd=ROOT)
