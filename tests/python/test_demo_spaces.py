@@ -94,3 +94,21 @@ def test_encoder_reference_statistics_are_those_of_the_training_set():
     assert np.abs(stats['mu'] - mu).max() < 1e-4 * np.sqrt(scale) and np.abs(stats['sigma'] - sigma).max() < 1e-4 * scale
     # The space is not degenerate: every direction of the 64-D bottleneck varies over the data.
     assert np.linalg.eigvalsh(sigma).min() > 1e-6 * scale
+
+
+def test_experiment_optima_include_no_guidance_and_pairs_skip_it():
+    # demo_spaces picks, per space and curve, the setting of lowest FD with the unguided one in every curve; a
+    # curve whose optimum is no guidance is not compared with it (the encoder space of docs/experiments.md).
+    import sys
+    sys.path.insert(0, str(ROOT / 'scripts'))
+    import demo_spaces
+
+    def row(label, curve, mode, classifier, encoder):
+        return {'label': label, 'curve': curve, 'mode': mode, 'classifier': {'fd': classifier},
+                'encoder': {'fd': encoder}}
+    rows = [row('none', 'ag', 'none', 9, 14), row('ag 1.5', 'ag', 'autoguidance', 2.4, 27),
+            row('ag 1.1', 'ag', 'autoguidance', 6, 14.5), row('cfg 2.4', 'cfg', 'cfg', 2.5, 56),
+            row('cfg 1.2', 'cfg', 'cfg', 6, 13)]
+    best = {k: v['label'] for k, v in demo_spaces.optima(rows).items()}
+    assert best == {('classifier', 'ag'): 'ag 1.5', ('classifier', 'cfg'): 'cfg 2.4',
+                    ('encoder', 'ag'): 'none', ('encoder', 'cfg'): 'cfg 1.2'}

@@ -198,6 +198,7 @@ def test_two_feature_spaces_in_sweep_and_compare(nets, metric, metric2, tmp_path
        '--outdir', out, '--quiet', *FAST)
     results = json.loads((out / 'results.json').read_text())
     assert [s['name'] for s in results['spaces']] == ['det', 'det2']
+    assert pixels(out / 'fd.png').shape == (520, 800, 3)  # a curve per space
     expected = []
     for r in results['settings']:
         assert 'fd' not in r
