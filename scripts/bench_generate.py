@@ -79,7 +79,7 @@ def reference_net(edm2_dir, pkl, device):
     return net.eval().requires_grad_(False).to(device)
 
 
-def run_reference(edm2_dir, paths, seeds, guidance, batch, outdir, device):
+def run_reference(edm2_dir, paths, seeds, guidance, batch, outdir, device, steps=32):
     sys.path.insert(0, edm2_dir)
     import torch.distributed
     from torch_utils import distributed as dist
@@ -96,18 +96,18 @@ def run_reference(edm2_dir, paths, seeds, guidance, batch, outdir, device):
     start = time.perf_counter()
     for _ in generate_images.generate_images(net=net, gnet=gnet, encoder=StandardRGBEncoder(), outdir=outdir,
                                              seeds=seeds, max_batch_size=batch, verbose=False,
-                                             device=torch.device(device), guidance=guidance):
+                                             device=torch.device(device), guidance=guidance, num_steps=steps):
         pass
     if device.startswith('cuda'):
         torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
-def run_ours(binary, paths, seeds_text, guidance, batch, outdir, threads, device, extra=()):
+def run_ours(binary, paths, seeds_text, guidance, batch, outdir, threads, device, extra=(), steps=32):
     """Returns (process seconds, sampling seconds from the manifest, peak RSS in MiB)."""
     cmd = [binary, 'generate', '--net', paths['main'][1], '--gnet', paths['guide'][1], '--guidance', str(guidance),
            '--seeds', seeds_text, '--batch', str(batch), '--outdir', outdir, '--threads', str(threads),
-           '--device', device, '--overwrite', '--quiet', *extra]
+           '--device', device, '--steps', str(steps), '--overwrite', '--quiet', *extra]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd)
     _, status, usage = os.wait4(proc.pid, 0)  # the child's own rusage, for its peak memory
@@ -202,6 +202,7 @@ def main():
     ap.add_argument('--seeds', default='0-7')
     ap.add_argument('--batch', type=int, default=8)
     ap.add_argument('--guidance', type=float, default=2.1)
+    ap.add_argument('--steps', type=int, default=32, help='Heun steps (2 x steps - 1 evaluations of each net)')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--repeats', type=int, default=1)
@@ -235,8 +236,9 @@ def main():
     peak_ours = 0.0
     for r in range(args.repeats):  # alternate the two so that drifting machine load hits both alike
         wall, gen, rss = run_ours(args.binary, paths, args.seeds, args.guidance, args.batch, ours_dir, args.threads,
-                                  args.device, extra_ours)
-        ref = run_reference(args.edm2, paths, seeds, args.guidance, args.batch, ref_dir, args.device) if have_ref else None
+                                  args.device, extra_ours, args.steps)
+        ref = run_reference(args.edm2, paths, seeds, args.guidance, args.batch, ref_dir, args.device,
+                            args.steps) if have_ref else None
         rows.append((wall, gen, ref))
         peak_ours = max(peak_ours, rss)
         print(f'run {r}: autoguide {gen:.1f} s sampling ({wall:.1f} s process)'
@@ -244,6 +246,7 @@ def main():
     n = len(seeds)
     best_ours = min(g for _, g, _ in rows)
     result = {'device': args.device, 'threads': args.threads, 'res': args.res, 'images': n, 'batch': args.batch,
+              'steps': args.steps,
               'guidance': args.guidance, 'ours_s_per_image': best_ours / n,
               'ours_process_s': min(w for w, _, _ in rows), 'ours_peak_rss_mib': peak_ours}
     if have_ref:
@@ -256,7 +259,7 @@ def main():
         name, _, extra = spec.partition('=')
         vdir = os.path.join(args.work, 'variant-' + name)
         _, gen, _ = run_ours(args.binary, paths, args.seeds, args.guidance, args.batch, vdir, args.threads, args.device,
-                             extra_ours + extra.split())
+                             extra_ours + extra.split(), args.steps)
         result['variant_' + name] = {'options': extra, 's_per_image': gen / n, 'speedup_vs_ours_fp32': best_ours / gen,
                                      'max_pixel_difference_vs_fp32': max_pixel_difference(vdir, ours_dir, seeds)}
         if have_ref:

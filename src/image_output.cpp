@@ -34,6 +34,7 @@ nlohmann::json sample_parameters(const GenerateRequest& req, const Nets& nets, G
                       {"sampler", to_string(s.kind)},
                       {"interval", req.interval.describe()},
                       {"dtype", to_string(nets.main->precision())},
+                      {"fast", nets.main->fast()},
                       {"steps", s.schedule.num_steps},
                       {"sigma_min", s.schedule.sigma_min},
                       {"sigma_max", s.schedule.sigma_max},

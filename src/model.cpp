@@ -146,7 +146,7 @@ NetPrecision effective_precision(NetPrecision requested, const ModelInfo& info, 
   return device.is_cuda() && info.use_fp16 ? NetPrecision::FP16 : NetPrecision::FP32;
 }
 
-Denoiser Denoiser::load(const std::string& path, const torch::Device& device, NetPrecision precision) {
+Denoiser Denoiser::load(const std::string& path, const torch::Device& device, NetPrecision precision, bool fast) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_regular_file(path, ec))
@@ -180,12 +180,15 @@ Denoiser Denoiser::load(const std::string& path, const torch::Device& device, Ne
     module.get_method("prepare")({});
   }
   const NetPrecision used = effective_precision(precision, info, device);
-  return Denoiser(std::move(module), std::move(info), path, sha256_file(path), device, used);
+  Denoiser net(std::move(module), std::move(info), path, sha256_file(path), device, used);
+  if (fast) net.fast_ = FastUNet::from_module(net.module_, path);
+  return net;
 }
 
 torch::Tensor Denoiser::operator()(const torch::Tensor& x, const torch::Tensor& sigma,
                                    const torch::Tensor& labels) const {
   c10::InferenceMode guard;
+  if (fast_) return (*fast_)(x, sigma, info_.conditional() ? labels : torch::Tensor());
   std::vector<torch::jit::IValue> args{x, sigma};
   args.emplace_back(info_.conditional() && labels.defined() ? torch::jit::IValue(labels) : torch::jit::IValue());
   return module_.forward(args).toTensor();

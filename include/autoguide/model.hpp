@@ -3,9 +3,12 @@
 #include <torch/script.h>
 
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "autoguide/fast_unet.hpp"
 
 namespace autoguide {
 
@@ -58,8 +61,9 @@ ModelInfo parse_model_info(const std::string& json_text, const std::string& orig
 class Denoiser {
  public:
   // Loads, validates metadata and prepares the effective weights on `device`. Throws UsageError for bad files.
+  // `fast`: run the U-Net natively (fast_unet.hpp) instead of the exported forward; not bit-identical.
   static Denoiser load(const std::string& path, const torch::Device& device,
-                       NetPrecision precision = NetPrecision::Auto);
+                       NetPrecision precision = NetPrecision::Auto, bool fast = false);
 
   // D(x; sigma, labels): x [N,C,R,R] float32, sigma a 0-dim or [N] tensor, labels one-hot [N,label_dim]
   // or undefined for unconditional use.
@@ -70,6 +74,7 @@ class Denoiser {
   const std::string& file_sha256() const { return sha256_; }
   const torch::Device& device() const { return device_; }
   NetPrecision precision() const { return precision_; }  // never Auto
+  bool fast() const { return fast_ != nullptr; }
   int64_t loaded_param_count() const;
 
  private:
@@ -79,6 +84,7 @@ class Denoiser {
         device_(device), precision_(precision) {}
 
   mutable torch::jit::Module module_;
+  std::shared_ptr<const FastUNet> fast_;
   ModelInfo info_;
   std::string path_, sha256_;
   torch::Device device_;

@@ -6,7 +6,7 @@ namespace autoguide::cli {
 
 const Denoiser& NetCache::get(const std::string& path) {
   auto it = nets_.find(path);
-  if (it == nets_.end()) it = nets_.emplace(path, Denoiser::load(path, setup_.device, setup_.precision)).first;
+  if (it == nets_.end()) it = nets_.emplace(path, Denoiser::load(path, setup_.device, setup_.precision, setup_.fast)).first;
   return it->second;
 }
 

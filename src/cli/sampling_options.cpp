@@ -38,6 +38,9 @@ void add_sampling_options(CLI::App& cmd, SamplingOptions& o, const std::string& 
   cmd.add_option("--interval-steps,--interval_steps", o.interval_steps, "Guide only on steps A..B (inclusive), e.g. 17,22");
   cmd.add_option("--dtype", o.dtype, "Network precision: auto (fp16 on CUDA, fp32 on CPU, as EDM2), fp32, fp16, bf16")->capture_default_str();
   o.vae_opt = cmd.add_option("--vae", o.vae, "VAE decoder for latent (ImageNet-512) nets (.pt from scripts/export_vae.py)");
+  cmd.add_flag("--fast", o.fast,
+               "Faster networks on CPU (native U-Net, BLAS 1x1 convolutions and attention); not bit-identical to "
+               "EDM2's images, which the default keeps");
   cmd.add_option("--vae-batch,--vae_batch", o.vae_batch, "Images per VAE decode call (EDM2's encoder batch)")
       ->check(at_least(1))->capture_default_str();
   cmd.add_option("--vae-dtype,--vae_dtype", o.vae_dtype, "VAE precision: fp32 (EDM2's), bf16, fp16")->capture_default_str();
@@ -58,6 +61,7 @@ SamplingSetup resolve_sampling(const SamplingOptions& o, const std::string& seed
   s.device = select_device(o.device, o.threads);
   s.precision = parse_precision(o.dtype, s.device);
   s.vae_precision = parse_precision(o.vae_dtype, s.device, "--vae-dtype");
+  s.fast = o.fast;
   s.vae_batch = o.vae_batch;
   s.models = models_dir(o.models);
   return s;

@@ -18,7 +18,7 @@ struct SamplingOptions {
   std::string vae, vae_dtype = "fp32", models, device = "auto";
   int class_idx = -1, batch = 32, vae_batch = 4, threads = 0;  // vae_batch: EDM2's encoder_batch_size
   double dist_timeout = 1800;  // seconds (ranks.hpp)
-  bool quiet = false;
+  bool quiet = false, fast = false;
   SamplerOptions sampler;
   CLI::Option *seeds_opt = nullptr, *vae_opt = nullptr;
 
@@ -38,6 +38,7 @@ struct SamplingSetup {
   torch::Device device{torch::kCPU};
   NetPrecision precision = NetPrecision::Auto, vae_precision = NetPrecision::FP32;
   int vae_batch = 4;
+  bool fast = false;  // --fast: the native U-Net (fast_unet.hpp)
   std::string models;  // where presets' files are looked up
 };
 

@@ -210,6 +210,7 @@ void write_results(const SweepOptions& o, const SweepNets& chosen, const std::ve
                             {"sampler", to_string(base.sampler.kind)},
                             {"interval", base.interval.describe()},
                             {"dtype", to_string(rows.front().setting.nets.main->precision())},
+                            {"fast", rows.front().setting.nets.main->fast()},
                             {"settings", settings_json},
                             {"tool", "autoguide " AUTOGUIDE_VERSION}};
   if (decoder.vae()) results["vae"] = decoder.vae()->path(), results["vae_dtype"] = to_string(decoder.vae()->precision());

@@ -15,14 +15,6 @@
 
 using namespace autoguide;
 
-namespace {
-
-
-double max_relative_error(const torch::Tensor& a, const torch::Tensor& b) {
-  return ((a - b).abs().max() / b.abs().max()).item<double>();
-}
-
-}  // namespace
 
 TEST(Denoiser, ReproducesPythonNetworkAtAllNoiseLevels) {
   auto x = read_npy(fixture("x.npy"));
