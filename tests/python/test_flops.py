@@ -50,3 +50,37 @@ def test_count_of_a_single_convolution_by_hand():
             flops += 2 * pixels * cout * 3 * cout + 2 * pixels * cout * cout  # qkv, proj
             flops += 4 * cout * pixels * pixels  # q.k and w.v
     assert count_flops(net) == flops
+
+
+@pytest.mark.parametrize('config', [TINY_COND, TINY_UNCOND], ids=['cond', 'uncond'])
+def test_bound_harness_enumerates_every_layer(config):
+    # scripts/bench_bound.py's layer list: its FLOPs sum to the architecture's count, less the downsampling
+    # filters (not a convolution or product it times), and each variant computes the same result.
+    import bench_bound
+    net = make_net(config)
+    ops = bench_bound.layer_shapes(net, batch=2)
+    assert sum(n * bench_bound.flops(op) for op, n in ops.items()) == pytest.approx(
+        count_flops(net, batch=2) * 2 - downsampling_flops(net, 2), rel=1e-12)
+    for op in ops:
+        results = [fn() for fn in bench_bound.variants(op, torch.float32).values()]
+        for r in results[1:]:
+            assert torch.allclose(r.reshape(results[0].shape), results[0], rtol=1e-4, atol=1e-4)
+
+
+def downsampling_flops(net, batch):
+    """count_flops' term for the 2x2 depthwise downsampling filters, from the blocks' input shapes."""
+    total = 0
+
+    def hook(module, args, out):
+        nonlocal total
+        x = args[0]
+        total += 2 * x.shape[0] * x.shape[1] * (x.shape[2] // 2) * (x.shape[3] // 2) * len(module.resample_taps) ** 2
+
+    hooks = [m.register_forward_hook(hook) for m in net.modules()
+             if isinstance(m, edm2.Block) and m.resample_mode == 'down']
+    with torch.inference_mode():
+        net.prepare()
+        net(*edm2.example_inputs(batch, net.img_channels, net.img_resolution, net.label_dim))
+    for h in hooks:
+        h.remove()
+    return total
