@@ -48,7 +48,7 @@ def sample_point(args, name, guide, w):
     if not os.path.exists(os.path.join(out, 'results.json')):
         run(args, 'sweep', '--net', args.net, '--gnet', guide, '--guidance', w, '--seeds', f'0-{args.num - 1}',
             '--steps', args.steps, '--dtype', args.dtype, '--batch', 64, '--threads', args.threads, '--outdir', out,
-            '--overwrite', '-q')
+            '--overwrite', '-q', *(['--fast'] if args.fast else []))
     with open(os.path.join(out, 'results.json')) as f:
         return [dict(s, curve=name, path=os.path.join(out, s['folder'])) for s in json.load(f)['settings']]
 
@@ -190,6 +190,7 @@ def main():
     ap.add_argument('--threads', type=int, default=1, help='per sampling run')
     ap.add_argument('--jobs', type=int, default=2, help='sampling runs side by side')
     ap.add_argument('--sample-only', action='store_true', help='sample the settings, measure later')
+    ap.add_argument('--fast', action='store_true', help="sample with autoguide's --fast path")
     ap.add_argument('--resamples', type=int, default=200)
     ap.add_argument('--out', default='out/demo-spaces')
     ap.add_argument('--bin', default=os.path.join(ROOT, 'build', 'autoguide'))
