@@ -128,19 +128,21 @@ def optima(rows):
 
 
 def comparisons(args, rows):
-    """Paired bootstrap intervals (same seeds) of FD differences between each curve's optimum, no guidance, and
-    the other curves' optima, in each space: the claims of docs/experiments.md."""
+    """Paired bootstrap intervals (same seeds) of FD differences, in each space, between every setting some
+    space chose (each curve's optimum per space), no guidance, and each other: the claims of
+    docs/experiments.md, including how one space's choice fares in the other."""
     best = optima(rows)
     none = next(r for r in rows if r['mode'] == 'none')
+    chosen = []
+    for r in best.values():
+        if r is not none and all(r is not c for c in chosen):
+            chosen.append(r)
+    pairs = [(c, none) for c in chosen]
+    pairs += [(a, b) for i, a in enumerate(chosen) for b in chosen[i + 1:]]
     out = []
     for space, (_, stats) in SPACES.items():
         ref = np.load(os.path.join(ROOT, stats))
-        curves = [c for s, c in best if s == space]
-        pairs = [(best[(space, c)], none) for c in curves]
-        pairs += [(best[(space, a)], best[(space, b)]) for i, a in enumerate(curves) for b in curves[i + 1:]]
         for a, b in pairs:
-            if a is b:
-                continue
             diff, low, high = bootstrap_fd_difference(np.load(features_path(a['folder'], space)),
                                                       np.load(features_path(b['folder'], space)), ref['mu'],
                                                       ref['sigma'], resamples=args.resamples)
