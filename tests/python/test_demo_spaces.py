@@ -112,3 +112,37 @@ def test_experiment_optima_include_no_guidance_and_pairs_skip_it():
     best = {k: v['label'] for k, v in demo_spaces.optima(rows).items()}
     assert best == {('classifier', 'ag'): 'ag 1.5', ('classifier', 'cfg'): 'cfg 2.4',
                     ('encoder', 'ag'): 'none', ('encoder', 'cfg'): 'cfg 1.2'}
+
+
+def test_comparisons_pair_every_chosen_setting_once_in_every_space(tmp_path):
+    # Each space's chosen settings (a curve's optimum; here the encoder space chooses no guidance for 'cfg')
+    # are compared with no guidance and with each other in both spaces, each pair once, never a setting with
+    # itself; the differences are those of the paired bootstrap on the files' features.
+    import sys
+    sys.path.insert(0, str(ROOT / 'scripts'))
+    import demo_spaces
+    rng = np.random.default_rng(0)
+    dims = {s: np.load(ROOT / stats)['mu'].shape[0] for s, (_, stats) in demo_spaces.SPACES.items()}
+
+    def row(label, curve, mode, classifier, encoder):
+        folder = str(tmp_path / label.replace(' ', '_'))
+        for space, d in dims.items():
+            np.save(demo_spaces.features_path(folder, space), rng.normal(size=(20, d)))
+        return {'label': label, 'curve': curve, 'mode': mode, 'folder': folder, 'classifier': {'fd': classifier},
+                'encoder': {'fd': encoder}}
+    rows = [row('none', 'ag', 'none', 9, 7), row('ag 1.6', 'ag', 'autoguidance', 2.5, 23),
+            row('ag 1.1', 'ag', 'autoguidance', 6, 6.9), row('cfg 2.4', 'cfg', 'cfg', 2.6, 50)]
+
+    class Args:
+        resamples = 5
+    items = demo_spaces.comparisons(Args, rows)
+    pairs = [(c['space'], c['a'], c['b']) for c in items]
+    expected = [('ag 1.6', 'none'), ('cfg 2.4', 'none'), ('ag 1.1', 'none'), ('ag 1.6', 'cfg 2.4'),
+                ('ag 1.6', 'ag 1.1'), ('cfg 2.4', 'ag 1.1')]
+    assert pairs == [(s, a, b) for s in demo_spaces.SPACES for a, b in expected]
+    ref = np.load(ROOT / demo_spaces.SPACES['encoder'][1])
+    first = next(c for c in items if c['space'] == 'encoder')
+    diff, _, _ = bootstrap_fd_difference(np.load(demo_spaces.features_path(rows[1]['folder'], 'encoder')),
+                                         np.load(demo_spaces.features_path(rows[0]['folder'], 'encoder')),
+                                         ref['mu'], ref['sigma'], resamples=5)
+    assert first['fd_a_minus_b'] == pytest.approx(diff)
