@@ -146,3 +146,35 @@ def test_comparisons_pair_every_chosen_setting_once_in_every_space(tmp_path):
                                          np.load(demo_spaces.features_path(rows[0]['folder'], 'encoder')),
                                          ref['mu'], ref['sigma'], resamples=5)
     assert first['fd_a_minus_b'] == pytest.approx(diff)
+
+
+@requires_bin
+def test_compare_runs_reports_pixel_and_paired_fd_differences(tmp_path):
+    # Two folders of the same 12 test images, one with a pixel raised by 3: the largest pixel difference is 3,
+    # each folder's FD is the bootstrap's on its own features, and a folder against itself differs by 0.
+    import subprocess
+    import sys
+    from PIL import Image
+    images = fmnist.load('test')[0].numpy()[:12, 0]
+    for name, shift in (('a', 0), ('b', 3)):
+        (tmp_path / name).mkdir()
+        for i, im in enumerate(images):
+            im = im.copy()
+            if i == 5:
+                im[10, 10] = min(255, int(im[10, 10]) + shift) if im[10, 10] < 250 else im[10, 10] - shift
+            Image.fromarray(im).save(tmp_path / name / f'{i:06d}.png')
+    script = str(ROOT / 'scripts' / 'compare_runs.py')
+    out = subprocess.run([sys.executable, script, str(tmp_path / 'a'), str(tmp_path / 'b'), '--resamples', '20'],
+                         capture_output=True, text=True, check=True).stdout
+    import json
+    r = json.loads(out)
+    assert r['images'] == 12 and r['max_pixel_difference'] == 3
+    same = json.loads(subprocess.run([sys.executable, script, str(tmp_path / 'a'), str(tmp_path / 'a'),
+                                      '--resamples', '20'], capture_output=True, text=True, check=True).stdout)
+    for space in ('classifier', 'encoder'):
+        assert same[space]['fd_a_minus_b'] == [0, 0, 0]
+        assert r[space]['fd_a'] == same[space]['fd_a']
+        feats = np.load(str(tmp_path / 'a') + f'.{space}.npy')
+        stats = np.load(ROOT / ('models/demo/fmnist-train-stats.npz' if space == 'classifier'
+                                else 'models/demo/fmnist-train-stats-encoder.npz'))
+        assert r[space]['fd_a'] == pytest.approx(list(bootstrap_fd(feats, stats['mu'], stats['sigma'], resamples=20)))
