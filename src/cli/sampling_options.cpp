@@ -39,8 +39,8 @@ void add_sampling_options(CLI::App& cmd, SamplingOptions& o, const std::string& 
   cmd.add_option("--dtype", o.dtype, "Network precision: auto (fp16 on CUDA, fp32 on CPU, as EDM2), fp32, fp16, bf16")->capture_default_str();
   o.vae_opt = cmd.add_option("--vae", o.vae, "VAE decoder for latent (ImageNet-512) nets (.pt from scripts/export_vae.py)");
   cmd.add_flag("--fast", o.fast,
-               "Faster networks on CPU (native U-Net, BLAS 1x1 convolutions and attention); not bit-identical to "
-               "EDM2's images, which the default keeps");
+               "Run the U-Net natively (1x1 convolutions and attention as batched products); not bit-identical "
+               "to EDM2's images, which the default keeps; no faster on AVX2-only CPUs (docs/benchmarks.md)");
   cmd.add_option("--vae-batch,--vae_batch", o.vae_batch, "Images per VAE decode call (EDM2's encoder batch)")
       ->check(at_least(1))->capture_default_str();
   cmd.add_option("--vae-dtype,--vae_dtype", o.vae_dtype, "VAE precision: fp32 (EDM2's), bf16, fp16")->capture_default_str();

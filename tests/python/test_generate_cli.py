@@ -89,6 +89,16 @@ def test_fast_path_samples_what_the_independent_sampler_does(nets, tmp_path):
     assert json.loads(png_text(tmp_path / 'img' / '000005.png')['parameters'])['fast'] is True
     ok('generate', '--net', nets['main'], '--seeds', '5', '--steps', 2, '--outdir', tmp_path / 'exact', '--quiet')
     assert json.loads(png_text(tmp_path / 'exact' / '000005.png')['parameters'])['fast'] is False
+    for flag, expected_fast in (['--fast'], True), ([], False):
+        out = tmp_path / f'sweep{len(flag)}'
+        ok('sweep', '--net', nets['main'], '--gnet', nets['guide'], '--guidance', 2, '--seeds', '5', '--steps', 2,
+           '--outdir', out, '--quiet', *flag)
+        assert json.loads((out / 'results.json').read_text())['fast'] is expected_fast
+    # A net that is not an EDM2 U-Net: one line naming the fix, exit 2, nothing written.
+    faulty = model_fixtures.export_faulty_net(str(tmp_path), model_fixtures.FAULTY_BELOW)
+    r = autoguide('generate', '--net', faulty, '--seeds', 0, '--steps', 2, '--outdir', tmp_path / 'bad', '--fast')
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'drop --fast' in r.stderr
+    assert not (tmp_path / 'bad').exists()
 
 
 def test_cfg_differs_from_autoguidance_and_unguided(nets, tmp_path):
