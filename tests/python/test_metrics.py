@@ -263,8 +263,11 @@ def test_png_folder_float_samples_and_uint8_npy_agree(tmp_path):
     for name in ('samples', 'pngs'):
         np.testing.assert_array_equal(stats[name]['sigma'], stats['pixels']['sigma'])
         np.testing.assert_array_equal(np.load(tmp_path / f'{name}_f.npy'), np.load(tmp_path / 'pixels_f.npy'))
+    # The tool ran batches of 4, Python one batch of 9: on AVX-512 the float32 kernels depend on the batch shape
+    # (2.7e-6 relative measured), so the bound is a few float32 roundings of the largest feature, not 1e-6.
     lin = torch.jit.load(str(det))
-    np.testing.assert_allclose(np.load(tmp_path / 'pixels_f.npy'), lin(torch.from_numpy(pixels)).numpy(), rtol=1e-6)
+    want = lin(torch.from_numpy(pixels)).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / 'pixels_f.npy'), want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
 
 
 # ---------------------------------------------------------------------------------------------------------------
