@@ -81,8 +81,8 @@ VaeDecoder VaeDecoder::load(const std::string& path, const torch::Device& device
       c10::InferenceMode guard;
       module.forward({torch::zeros({1, info.latent_channels, 1, 1}, torch::TensorOptions().device(device))});
     } catch (const std::exception&) {
-      throw UsageError("--vae-dtype " + to_string(precision) + " is not supported on " + device.str() +
-                       "; use --vae-dtype fp32" + (device.is_cpu() ? " or bf16" : ""));
+      throw FieldError("vae_precision", "vae_precision " + to_string(precision) + " is not supported on " +
+                                            device.str() + "; set vae_precision fp32" + (device.is_cpu() ? " or bf16" : ""));
     }
   }
   return VaeDecoder(std::move(module), std::move(info), path, sha256_file(path), device, precision);
@@ -98,9 +98,9 @@ torch::Tensor VaeDecoder::operator()(const torch::Tensor& z) const {
                      c10::str(c10::IntArrayRef(expected)) + "; its metadata does not match its network" + kExportHint);
   // NaN would reach the uint8 pixels as arbitrary values; refuse before any image is written.
   if (!torch::isfinite(x).all().item<bool>())
-    throw RuntimeFailure("the VAE decoder (" + path_ + ") produced NaN or Inf: its weights are damaged or " +
-                         "overflow in this precision; re-export it or use --vae-dtype fp32 (nothing was written for " +
-                         "this batch)");
+    throw FieldFailure({"vae_precision"}, "the VAE decoder (" + path_ + ") produced NaN or Inf: its weights are " +
+                                              "damaged or overflow in this precision; re-export it or set " +
+                                              "vae_precision fp32 (nothing was written for this batch)");
   return x.to(torch::kFloat32);
 }
 
@@ -117,10 +117,16 @@ void check_vae_compatible(const VaeDecoder& vae, const ModelInfo& net, const std
                      "with scripts/export_edm2.py");
 }
 
+void check_vae_batch(int vae_batch) {
+  if (vae_batch < kMinVaeBatch)
+    throw FieldError("vae_batch", "vae_batch must be at least " + std::to_string(kMinVaeBatch) + " (got " +
+                                      std::to_string(vae_batch) + ")");
+}
+
 torch::Tensor decode_latents(const VaeDecoder& vae, const torch::Tensor& z, const std::vector<float>& scale,
                              const std::vector<float>& bias, int batch) {
   c10::InferenceMode guard;
-  if (batch < 1) throw UsageError("--vae-batch must be at least 1");
+  check_vae_batch(batch);
   const int64_t channels = z.size(1);
   if (static_cast<int64_t>(scale.size()) != channels || static_cast<int64_t>(bias.size()) != channels)
     throw UsageError("the VAE scale and bias have " + std::to_string(scale.size()) + " and " +

@@ -23,21 +23,24 @@
 #include <thread>
 
 #include "autoguide/error.hpp"
+#include "autoguide/format.hpp"
 
 namespace autoguide {
 
 namespace {
+
+// c10d's messages start with "[c10d] "; ours are one line.
+std::string c10d_line(const std::string& s) {
+  std::string line = first_line(s);
+  if (line.rfind("[c10d] ", 0) == 0) line = line.substr(7);
+  return line;
+}
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-std::string first_line(const std::string& s) {
-  std::string line = s.substr(0, s.find('\n'));
-  if (line.rfind("[c10d] ", 0) == 0) line = line.substr(7);
-  return line;
-}
 
 std::string format_seconds(milliseconds t) {
   char s[32];
@@ -83,7 +86,8 @@ struct Failure {
   static Failure decode(const std::string& s) { return {s.rfind("U ", 0) == 0, s.size() > 2 ? s.substr(2) : s}; }
   [[noreturn]] void raise() const {
     if (usage) throw UsageError(message);
-    throw RuntimeFailure(message);
+    // A lost rank is fixed by running again from what was finished ("resume": the run's resume field).
+    throw FieldFailure({"resume"}, message);
   }
 };
 
@@ -162,7 +166,7 @@ void Group::Impl::connect() {
     tcp = c10::make_intrusive<c10d::TCPStore>(launch.addr, o);
   } catch (const std::exception& e) {
     if (hosts_store)
-      throw UsageError("cannot host the rendezvous on port " + std::to_string(launch.port) + " (" + first_line(e.what()) +
+      throw UsageError("cannot host the rendezvous on port " + std::to_string(launch.port) + " (" + c10d_line(e.what()) +
                        "); set MASTER_PORT to a free port");
     throw UsageError("nobody answers at " + where() + " (MASTER_ADDR:MASTER_PORT) within " + format_seconds(timeout) +
                      ": start rank 0 there, or point MASTER_ADDR and MASTER_PORT at it");
@@ -203,8 +207,8 @@ void Group::Impl::watch() {
       if (poll_store_failure()) continue;
       watch_ranks(last);
     } catch (const std::exception& e) {
-      record({false, "lost the rendezvous at " + where() + " (" + first_line(e.what()) +
-                         "): rank 0 or the launcher has ended; rerun the same command with --resume"});
+      record({false, "lost the rendezvous at " + where() + " (" + c10d_line(e.what()) +
+                         "): rank 0 or the launcher has ended; rerun the same command with resume"});
     }
   }
 }
@@ -224,7 +228,7 @@ void Group::Impl::watch_ranks(std::map<int, std::pair<std::string, Clock::time_p
         dead.insert(r);
       }
       publish({false, "rank " + std::to_string(r) + " stopped responding (no heartbeat for " + format_seconds(timeout) +
-                          "; killed, or its machine is gone); rerun the same command with --resume"});
+                          "; killed, or its machine is gone); rerun the same command with resume"});
     }
     others += std::stod(value.substr(value.find(' ') + 1));
   }
@@ -270,7 +274,7 @@ void Group::Impl::barrier(const std::function<void()>& while_waiting) {
   } catch (const RuntimeFailure&) {
     throw;
   } catch (const std::exception& e) {
-    record({false, "lost the rendezvous at " + where() + " (" + first_line(e.what()) + "): rank 0 or the launcher has ended"});
+    record({false, "lost the rendezvous at " + where() + " (" + c10d_line(e.what()) + "): rank 0 or the launcher has ended"});
   }
   check();
   times.waiting += seconds_since(t0);
@@ -315,8 +319,8 @@ void Group::Impl::collective(const char* what, F&& run) {
     std::this_thread::sleep_for(milliseconds(100));
     poll_store_failure();  // another rank's failure explains this one best
     check();
-    throw RuntimeFailure(std::string(what) + " with the other ranks failed (" + first_line(e.what()) +
-                         "); rerun the same command with --resume");
+    throw FieldFailure({"resume"}, std::string(what) + " with the other ranks failed (" + c10d_line(e.what()) +
+                                       "); rerun the same command with resume");
   }
   times.collectives += seconds_since(t0);
 }

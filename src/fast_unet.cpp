@@ -36,8 +36,8 @@ Tensor mp_cat(const Tensor& a, const Tensor& b, double t) {
 }
 
 [[noreturn]] void not_edm2(const std::string& path, const std::string& what) {
-  throw UsageError("--fast runs EDM2 U-Nets only, and '" + path + "' is not one (" + what +
-                   "); drop --fast to sample it with its own forward");
+  throw FieldError("fast", "fast (the native U-Net) runs EDM2 U-Nets only, and '" + path + "' is not one (" +
+                               what + "); turn fast off to sample it with its own forward");
 }
 
 // One attribute of an exported module, with a --fast error instead of a TorchScript one when it is missing.

@@ -3,42 +3,46 @@
 #include <algorithm>
 
 #include "autoguide/error.hpp"
+#include "autoguide/format.hpp"
 #include "autoguide/seeds.hpp"
 
 namespace autoguide {
 
-void set_sampling(GenerateRequest& req, const std::string& sampler, const std::string& interval_sigma,
-                  const std::string& interval_steps) {
-  req.sampler.kind = parse_sampler(sampler);
-  if (!interval_sigma.empty() && !interval_steps.empty())
-    throw UsageError("give either --interval-sigma or --interval-steps, not both");
-  if (!interval_sigma.empty()) req.interval = GuidanceInterval::parse_sigma(interval_sigma);
-  if (!interval_steps.empty()) req.interval = GuidanceInterval::parse_steps(interval_steps);
-  validate(req.sampler);
-  req.interval.validate(req.sampler.schedule.num_steps);
+void check_max_batch(int max_batch) {
+  if (max_batch < kMinBatch)
+    throw FieldError("max_batch", "max_batch must be at least " + std::to_string(kMinBatch) + " (got " +
+                                      std::to_string(max_batch) + ")");
+}
+
+void check_alpha(double alpha) {
+  if (!std::isnan(alpha) && !(alpha >= 0 && alpha <= 1))
+    throw FieldError("alpha", "alpha must lie in [0, 1] (got " + format_number(alpha) + ")");
 }
 
 void validate(const GenerateRequest& req, const Nets& nets) {
   validate(req.sampler);
-  validate_weight(req.guidance, "--guidance");
+  validate_weight(req.guidance);
+  check_alpha(req.alpha);
   req.interval.validate(req.sampler.schedule.num_steps);
-  if (req.seeds.empty()) throw UsageError("no seeds given; use e.g. --seeds 0-63");
-  if (req.max_batch < 1) throw UsageError("--batch must be at least 1");
+  if (req.seeds.empty()) throw FieldError("seeds", "no seeds given; give seeds, e.g. 0-63");
+  check_max_batch(req.max_batch);
   const auto& main = *nets.main;
   const bool mixing = !std::isnan(req.alpha);
-  if (mixing && !(req.alpha >= 0 && req.alpha <= 1)) throw UsageError("--alpha must lie in [0, 1]");
   if (mixing && nets.uncond == nullptr)
-    throw UsageError("--alpha mixes CFG into autoguidance and needs an unconditional net: add --uncond U.pt");
+    throw FieldError({"alpha", "nets.uncond"},
+                     "alpha mixes CFG into autoguidance and needs an unconditional net: give nets.uncond");
   if (nets.uncond != nullptr && !mixing)
-    throw UsageError("--uncond is used with --alpha; for plain CFG pass the unconditional net as --gnet");
+    throw FieldError({"nets.uncond", "alpha", "nets.guide"},
+                     "nets.uncond is used with alpha; for plain CFG pass the unconditional net as nets.guide");
   if (req.guidance != 1 && nets.guide == nullptr)
-    throw UsageError("--guidance " + std::to_string(req.guidance) + " needs a guiding net: add --gnet GUIDE.pt");
+    throw FieldError({"guidance", "nets.guide"},
+                     "guidance " + format_number(req.guidance) + " needs a guiding net: give nets.guide");
   const int label_dim = main.info().label_dim;
   if (req.class_idx >= 0 && label_dim == 0)
-    throw UsageError("--class was given but the main net is unconditional; drop --class");
+    throw FieldError("class_idx", "class_idx was given but the main net is unconditional; leave class_idx unset");
   if (req.class_idx >= label_dim && label_dim > 0)
-    throw UsageError("--class " + std::to_string(req.class_idx) + " is out of range: the net has " +
-                     std::to_string(label_dim) + " classes (0-" + std::to_string(label_dim - 1) + ")");
+    throw FieldError("class_idx", "class_idx " + std::to_string(req.class_idx) + " is out of range: the net has " +
+                                      std::to_string(label_dim) + " classes (0-" + std::to_string(label_dim - 1) + ")");
   if (nets.guide != nullptr && req.guidance != 1) {
     check_compatible(main.info(), nets.guide->info(), "guiding net");
     infer_mode(main.info(), &nets.guide->info(), req.guidance);
@@ -46,9 +50,10 @@ void validate(const GenerateRequest& req, const Nets& nets) {
   if (mixing) {
     check_compatible(main.info(), nets.uncond->info(), "unconditional net");
     if (nets.uncond->info().label_dim != 0 || label_dim == 0)
-      throw UsageError("--uncond must be an unconditional net guiding a conditional main net");
+      throw FieldError("nets.uncond", "nets.uncond must be an unconditional net guiding a conditional main net");
     if (nets.guide->info().label_dim != label_dim)
-      throw UsageError("with --alpha, --gnet must be a conditional guide with the main net's classes (autoguidance)");
+      throw FieldError({"nets.guide", "alpha"},
+                       "with alpha, nets.guide must be a conditional guide with the main net's classes (autoguidance)");
   }
 }
 

@@ -17,10 +17,10 @@ std::string to_string(GuidanceMode m) {
   return "?";
 }
 
-void validate_weight(double weight, const std::string& option) {
+void validate_weight(double weight, const std::string& field) {
   if (!std::isfinite(weight) || weight < 0)
-    throw UsageError(option + " must be a finite number >= 0 (got " + std::to_string(weight) + "); 1 means no guidance");
-  check_float32(weight, option);
+    throw FieldError(field, field + " must be a finite number >= 0 (got " + std::to_string(weight) + "); 1 means no guidance");
+  check_float32(weight, field);
 }
 
 GuidanceMode infer_mode(const ModelInfo& main, const ModelInfo* guide, double weight) {
@@ -71,11 +71,12 @@ torch::Tensor GuidedDenoiser::eval(const Denoiser& net, const std::string& role,
   torch::Tensor out = net(x, sigma, labels);
   if (all_finite(out)) return out;
   if (!all_finite(x))  // the sampler state went out of range before this net saw it
-    throw RuntimeFailure("the sampler state became NaN or Inf before the " + role + " ran" + where(sigma, step) +
-                         "; lower --guidance or --S_noise (nothing was written for this batch)");
-  throw RuntimeFailure("the " + role + " (" + net.path() + ") produced NaN or Inf" + where(sigma, step) +
-                       ": its weights are damaged or overflow in this precision; re-export it or use --dtype fp32 "
-                       "(nothing was written for this batch)");
+    throw FieldFailure({"guidance", "S_noise"}, "the sampler state became NaN or Inf before the " + role + " ran" +
+                                                    where(sigma, step) +
+                                                    "; lower guidance or S_noise (nothing was written for this batch)");
+  throw FieldFailure({"precision"}, "the " + role + " (" + net.path() + ") produced NaN or Inf" + where(sigma, step) +
+                                        ": its weights are damaged or overflow in this precision; re-export it or "
+                                        "set precision fp32 (nothing was written for this batch)");
 }
 
 torch::Tensor GuidedDenoiser::operator()(const torch::Tensor& x, const torch::Tensor& sigma,
@@ -97,8 +98,9 @@ torch::Tensor GuidedDenoiser::operator()(const torch::Tensor& x, const torch::Te
     }
   }
   if (!all_finite(d))
-    throw RuntimeFailure("guidance overflowed to NaN or Inf" + where(sigma, step) + " although every net's " +
-                         "output was finite; lower --guidance (nothing was written for this batch)");
+    throw FieldFailure({"guidance"}, "the guided output overflowed to NaN or Inf" + where(sigma, step) +
+                                         " although every net's output was finite; lower guidance (nothing was "
+                                         "written for this batch)");
   return d;
 }
 

@@ -71,7 +71,7 @@ ModelInfo parse_model_info(const std::string& json_text, const std::string& orig
   const nlohmann::json j = parse_json_input(json_text, origin + ": metadata", kReexport);
   if (!j.is_object()) throw UsageError(origin + ": metadata is not a JSON object" + kReexport);
   if (j.contains("kind") && j["kind"] == "vae")
-    throw UsageError(origin + " is a VAE decoder, not a diffusion net; give it as --vae");
+    throw FieldError("vae", origin + " is a VAE decoder, not a diffusion net; give it as vae");
   ModelInfo m;
   m.raw = j;
   m.format_version = required_int(j, "format_version", origin);
@@ -110,14 +110,8 @@ ModelInfo parse_model_info(const std::string& json_text, const std::string& orig
   return m;
 }
 
-NetPrecision parse_precision(const std::string& name, const torch::Device& device, const std::string& option) {
-  NetPrecision p;
-  if (name == "auto") return NetPrecision::Auto;
-  if (name == "fp32") p = NetPrecision::FP32;
-  else if (name == "fp16") p = NetPrecision::FP16;
-  else if (name == "bf16") p = NetPrecision::BF16;
-  else throw UsageError("unknown " + option + " '" + name + "'; use auto, fp32, fp16 or bf16");
-  if (p == NetPrecision::FP32) return p;
+void check_precision_runs(NetPrecision p, const torch::Device& device, const std::string& field) {
+  if (p == NetPrecision::Auto || p == NetPrecision::FP32) return;
   const auto type = p == NetPrecision::FP16 ? torch::kFloat16 : torch::kBFloat16;
   try {
     c10::InferenceMode guard;
@@ -125,10 +119,9 @@ NetPrecision parse_precision(const std::string& name, const torch::Device& devic
     auto y = torch::conv2d(torch::ones({1, 8, 4, 4}, opts), torch::ones({8, 8, 3, 3}, opts), {}, 1, 1);
     (void)torch::softmax(torch::matmul(y.flatten(2), y.flatten(2).transpose(1, 2)), -1).sum().item<float>();
   } catch (const std::exception&) {
-    throw UsageError(option + " " + name + " is not supported on " + device.str() + "; use " + option + " fp32" +
-                     (device.is_cpu() ? " or bf16" : ""));
+    throw FieldError(field, field + " " + to_string(p) + " is not supported on " + device.str() + "; set " + field +
+                                " fp32" + (device.is_cpu() ? " or bf16" : ""));
   }
-  return p;
 }
 
 std::string to_string(NetPrecision p) {
@@ -169,7 +162,7 @@ Denoiser Denoiser::load(const std::string& path, const torch::Device& device, Ne
     throw UsageError("'" + path + "' has no prepare() method; re-export it with scripts/export_edm2.py");
   if (precision != NetPrecision::Auto) {
     if (!module.hasattr("force_dtype"))
-      throw UsageError("'" + path + "' predates --dtype support; re-export it with scripts/export_edm2.py");
+      throw FieldError("precision", "'" + path + "' predates precision support; re-export it with scripts/export_edm2.py");
     const auto type = precision == NetPrecision::FP32   ? torch::kFloat32
                       : precision == NetPrecision::FP16 ? torch::kFloat16
                                                         : torch::kBFloat16;

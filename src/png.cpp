@@ -46,7 +46,7 @@ void write_to_string(void* ctx, void* data, int size) {
 std::string encode_png(const torch::Tensor& image, const TextChunks& text) {
   TORCH_CHECK(image.dim() == 3 && image.scalar_type() == torch::kUInt8, "encode_png expects uint8 [C,H,W]");
   const int c = static_cast<int>(image.size(0)), h = static_cast<int>(image.size(1)), w = static_cast<int>(image.size(2));
-  if (c != 1 && c != 3) throw UsageError("cannot write a PNG with " + std::to_string(c) + " channels; use --npy");
+  if (c != 1 && c != 3) throw UsageError("cannot write a PNG with " + std::to_string(c) + " channels (a PNG holds 1 or 3)");
   auto hwc = image.to(torch::kCPU).permute({1, 2, 0}).contiguous();
   std::string png;
   if (!stbi_write_png_to_func(write_to_string, &png, w, h, c, hwc.data_ptr<uint8_t>(), w * c))

@@ -97,12 +97,6 @@ Preset find_preset(const std::string& name) {
                    " (`autoguide presets` lists them)");
 }
 
-std::string models_dir(const std::string& cli_value) {
-  if (!cli_value.empty()) return cli_value;
-  if (const char* env = std::getenv("AUTOGUIDE_MODELS")) return env;
-  return "models";
-}
-
 std::string PresetLocator::path(const std::string& file, bool is_vae) {
   const std::string p = (fs::path(dir_) / file).string();
   std::error_code ec;
@@ -127,9 +121,9 @@ void PresetLocator::check() const {
   if (missing_.empty()) return;
   std::string names;
   for (const auto& n : names_) names += (names.empty() ? "" : " ") + n;
-  throw UsageError("preset" + std::string(names_.size() > 1 ? "s " : " ") + names + " need" +
+  throw FieldError("models_dir", "preset" + std::string(names_.size() > 1 ? "s " : " ") + names + " need" +
                    (names_.size() > 1 ? " " : "s ") + missing_ + "; or download and convert everything with " +
-                   "scripts/get_edm2.sh " + names + " (files are looked up in --models DIR)");
+                   "scripts/get_edm2.sh " + names + " (files are looked up in models_dir " + dir_ + ")");
 }
 
 }  // namespace autoguide

@@ -7,13 +7,6 @@
 
 namespace autoguide {
 
-SamplerKind parse_sampler(const std::string& name) {
-  if (name == "heun") return SamplerKind::Heun;
-  if (name == "euler") return SamplerKind::Euler;
-  if (name == "dpmpp2m" || name == "dpm++2m") return SamplerKind::DpmPP2M;
-  throw UsageError("unknown --sampler '" + name + "'; use heun (EDM2's), euler or dpmpp2m");
-}
-
 std::string to_string(SamplerKind k) {
   switch (k) {
     case SamplerKind::Heun: return "heun";
@@ -25,17 +18,17 @@ std::string to_string(SamplerKind k) {
 
 void validate(const SamplerOptions& o) {
   validate(o.schedule);
-  if (!(std::isfinite(o.S_churn) && o.S_churn >= 0)) throw UsageError("--S_churn must be a finite number >= 0");
-  if (!(o.S_min >= 0)) throw UsageError("--S_min must be >= 0");
-  if (!(o.S_max >= 0)) throw UsageError("--S_max must be >= 0");
-  if (!std::isfinite(o.S_noise)) throw UsageError("--S_noise must be a finite number");
-  check_float32(o.S_churn, "--S_churn");
-  check_float32(o.S_noise, "--S_noise");
+  if (!(std::isfinite(o.S_churn) && o.S_churn >= 0)) throw FieldError("S_churn", "S_churn must be a finite number >= 0");
+  if (!(o.S_min >= 0)) throw FieldError("S_min", "S_min must be >= 0");
+  if (!(o.S_max >= 0)) throw FieldError("S_max", "S_max must be >= 0");
+  if (!std::isfinite(o.S_noise)) throw FieldError("S_noise", "S_noise must be a finite number");
+  check_float32(o.S_churn, "S_churn");
+  check_float32(o.S_noise, "S_noise");
   // S_min and S_max are compared in float32 (as the reference does); infinity is a valid "no bound".
-  if (!std::isinf(o.S_min)) check_float32(o.S_min, "--S_min");
-  if (!std::isinf(o.S_max)) check_float32(o.S_max, "--S_max");
+  if (!std::isinf(o.S_min)) check_float32(o.S_min, "S_min");
+  if (!std::isinf(o.S_max)) check_float32(o.S_max, "S_max");
   if (o.S_churn > 0 && o.kind == SamplerKind::DpmPP2M)
-    throw UsageError("--S_churn is part of EDM's heun/euler sampling; drop it or use --sampler heun");
+    throw FieldError({"S_churn", "sampler"}, "S_churn is part of EDM's heun/euler sampling; set it to 0 or use sampler heun");
 }
 
 int evaluations_per_sample(const SamplerOptions& o) {

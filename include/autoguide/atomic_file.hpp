@@ -25,7 +25,7 @@ class OutputLock {
  public:
   // Creates `dir` if needed and claims it. When another process holds it, throws UsageError:
   // "DIR is being written by another autoguide process (pid N); wait for it or choose another OPTION".
-  static OutputLock claim_folder(const std::string& dir, const std::string& option = "--outdir");
+  static OutputLock claim_folder(const std::string& dir, const std::string& option = "output folder");
   // The same for one output file (its folder must be writable; the file itself is not touched).
   static OutputLock claim_file(const std::string& path, const std::string& option);
 

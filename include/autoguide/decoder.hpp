@@ -61,6 +61,10 @@ class VaeDecoder {
 // Refuses (UsageError) a VAE that cannot decode the main net's samples: latent channels, scale/bias lengths.
 void check_vae_compatible(const VaeDecoder& vae, const ModelInfo& net, const std::string& net_name);
 
+// Images per VAE decode call (EDM2's encoder batch): at least kMinVaeBatch; check_vae_batch throws FieldError.
+inline constexpr int kMinVaeBatch = 1;
+void check_vae_batch(int vae_batch);
+
 // EDM2's StabilityVAEEncoder.decode: x = (z - bias) / scale per channel (float32; scale and bias from the main
 // net's metadata), the VAE in chunks of `batch`, then clamp(0,1)*255 truncated to uint8.
 // z [N,C,H,W] -> uint8 [N,3,fH,fW] on the CPU.

@@ -8,7 +8,7 @@ namespace autoguide {
 // True when v is finite and converts to a finite float32 (|v| <= 3.4028235e38).
 bool fits_float32(double v);
 
-// Throws UsageError naming `option` and its value when fits_float32(value) is false.
-void check_float32(double value, const std::string& option);
+// Throws FieldError naming `field` and its value when fits_float32(value) is false.
+void check_float32(double value, const std::string& field);
 
 }  // namespace autoguide

@@ -51,12 +51,12 @@ struct Nets {
   const Denoiser* uncond = nullptr;
 };
 
-// Sets the sampler and the guidance interval from their option texts (--sampler, --interval-sigma,
-// --interval-steps; empty = not given) and checks them with req.sampler's schedule. Throws UsageError.
-void set_sampling(GenerateRequest& req, const std::string& sampler, const std::string& interval_sigma,
-                  const std::string& interval_steps);
+// The smallest batch, and the checks of the fields that need no net (each throws FieldError).
+inline constexpr int kMinBatch = 1;
+void check_max_batch(int max_batch);
+void check_alpha(double alpha);  // NaN (off) or in [0, 1]
 
-// Checks the request against the nets (class index, nets present and compatible); throws UsageError.
+// Checks the request against the nets (class index, nets present and compatible); throws FieldError.
 void validate(const GenerateRequest& req, const Nets& nets);
 
 // The mode the request runs in (recorded in every output).

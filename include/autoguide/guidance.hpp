@@ -21,8 +21,8 @@ std::string to_string(GuidanceMode m);
 // main net conditional; None without a guide or at w == 1. Throws UsageError for pairs that fit neither.
 GuidanceMode infer_mode(const ModelInfo& main, const ModelInfo* guide, double weight);
 
-// Refuses non-finite or negative weights with a message naming the option.
-void validate_weight(double weight, const std::string& option);
+// Refuses non-finite or negative weights (FieldError naming `field`).
+void validate_weight(double weight, const std::string& field = "guidance");
 
 // One guiding net and the weight w_i of its term D_m + (w_i - 1)(D_m - D_i); `role` names it in errors.
 struct GuideTerm {

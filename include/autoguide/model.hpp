@@ -46,10 +46,8 @@ inline constexpr int kFormatVersion = 1;
 // use_fp16), fp32 on CPU. The sampler state stays fp32 whatever this is.
 enum class NetPrecision { Auto, FP32, FP16, BF16 };
 
-// "auto", "fp32", "fp16", "bf16"; refuses a precision the device cannot run (checked with a tiny convolution).
-// `option` names the flag in error messages.
-NetPrecision parse_precision(const std::string& name, const torch::Device& device,
-                             const std::string& option = "--dtype");
+// Refuses a precision the device cannot run (checked with a tiny convolution): FieldError naming `field`.
+void check_precision_runs(NetPrecision p, const torch::Device& device, const std::string& field = "precision");
 std::string to_string(NetPrecision p);
 
 // The precision a net really computes in: Auto resolved as the exported network resolves it (fp16 on CUDA for

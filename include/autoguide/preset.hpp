@@ -30,9 +30,6 @@ std::vector<Preset> load_presets();
 // Throws UsageError naming close matches when `name` is unknown.
 Preset find_preset(const std::string& name);
 
-// --models DIR, else $AUTOGUIDE_MODELS, else ./models.
-std::string models_dir(const std::string& cli_value);
-
 // A preset's files as paths inside a models folder; empty where the preset has none or it is not wanted.
 struct PresetFiles {
   std::string net, gnet, vae;

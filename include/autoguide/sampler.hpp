@@ -13,7 +13,6 @@ namespace autoguide {
 
 enum class SamplerKind { Heun, Euler, DpmPP2M };
 
-SamplerKind parse_sampler(const std::string& name);  // throws UsageError
 std::string to_string(SamplerKind k);
 
 struct SamplerOptions {

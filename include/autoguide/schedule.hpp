@@ -13,7 +13,11 @@ struct ScheduleOptions {
   double rho = 7;
 };
 
-// Throws UsageError when the options cannot form a schedule.
+// The fewest steps a schedule has: the last step goes to sigma_min, the step before from sigma_max.
+inline constexpr int kMinSteps = 2;
+void check_num_steps(int num_steps);  // throws FieldError below kMinSteps
+
+// Throws FieldError when the options cannot form a schedule.
 void validate(const ScheduleOptions& s);
 
 // [num_steps + 1] float32 sigmas, sigma_max down to sigma_min, then t_N = 0. Computed in float32 tensors with
@@ -27,8 +31,8 @@ struct GuidanceInterval {
   double lo = 0, hi = 0;
   int first = 0, last = 0;
 
-  static GuidanceInterval parse_sigma(const std::string& text);  // "LO,HI"; throws UsageError
-  static GuidanceInterval parse_steps(const std::string& text);  // "A,B"; throws UsageError
+  static GuidanceInterval sigma(double lo, double hi);  // needs 0 <= lo < hi; throws FieldError
+  static GuidanceInterval steps(int first, int last);    // needs 0 <= first <= last; throws FieldError
 
   void validate(int num_steps) const;  // steps outside 0..N-1 are refused
   bool contains(int step, float sigma) const;

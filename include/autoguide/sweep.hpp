@@ -12,13 +12,6 @@
 
 namespace autoguide {
 
-// Guidance weights: a list "1,1.5,2.1" (in the given order) or a range "START:STOP:STEP" from START up to
-// STOP inclusive (within rounding). Range values are rounded to the decimals written, so 1:2:0.1 gives the
-// very doubles that "1.1", "1.2", ... parse to. Throws UsageError naming `option` for garbage, an empty item,
-// a zero or negative step, STOP < START, a repeated weight, more than 1000 weights, or a weight
-// validate_weight refuses.
-std::vector<double> parse_weights(const std::string& text, const std::string& option = "--guidance");
-
 // "2.10": at least two decimals, more where the value needs them to read back as the same double ("1.125").
 std::string format_weight(double w);
 

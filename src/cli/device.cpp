@@ -12,16 +12,7 @@
 
 namespace autoguide::cli {
 
-void add_device_options(CLI::App& cmd, std::string& device, int& threads, double& dist_timeout) {
-  cmd.add_option("--device", device, "cpu, cuda or cuda:N (default: cuda when available)")->capture_default_str();
-  cmd.add_option("--threads", threads, "CPU threads (default: LibTorch's, one per physical core)");
-  cmd.add_option("--dist-timeout,--dist_timeout", dist_timeout,
-                 "Under a launcher: seconds without a heartbeat after which a rank counts as dead and the others stop")
-      ->capture_default_str();
-}
-
 torch::Device select_device(const std::string& name, int threads) {
-  if (threads < 0) throw UsageError("--threads must be >= 0");
   warn_if_reference_blas();
   // 0 keeps LibTorch's default (one thread per physical core): on SMT siblings that are busy elsewhere, extra
   // OpenMP threads spin against each other (measured here: 0.3 s per S forward with 1 thread, 3.4 s with 2).

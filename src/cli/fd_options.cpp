@@ -9,15 +9,7 @@
 
 namespace autoguide::cli {
 
-void add_fd_options(CLI::App& cmd, FdOptions& o) {
-  cmd.add_option("--detector", o.detectors,
-                 "Feature detector (TorchScript, uint8 [N,C,H,W] -> [N,D]): measure each setting's FD; repeat with "
-                 "--ref for more feature spaces");
-  cmd.add_option("--ref", o.refs, "Reference statistics for the FD (.npz from autoguide ref), one per --detector");
-  cmd.add_option("--num", o.num, "Samples per setting for the FD: seeds 0..N-1 unless --seeds is given");
-}
-
-std::string fd_seeds(const FdOptions& fd, const SamplingOptions& sampling) {
+std::string fd_seeds(const Params& fd) {
   if (fd.detectors.empty() != fd.refs.empty())
     throw UsageError("the Fréchet distance needs both --detector X.pt and --ref STATS.npz");
   if (fd.detectors.size() != fd.refs.size())
@@ -29,17 +21,17 @@ std::string fd_seeds(const FdOptions& fd, const SamplingOptions& sampling) {
   if (fd.num != 0 && fd.detectors.empty())
     throw UsageError("--num sets the samples per setting for the Fréchet distance: add --detector and --ref");
   if (fd.num < 0 || fd.num == 1) throw UsageError("--num must be at least 2 (feature statistics need 2 images)");
-  const std::string text = sampling.seeds_given() || fd.num == 0 ? sampling.seeds : "0-" + std::to_string(fd.num - 1);
+  const std::string text = fd.given("--seeds") || fd.num == 0 ? fd.seeds : "0-" + std::to_string(fd.num - 1);
   const auto n = static_cast<int64_t>(parse_seed_list(text).size());
-  if (sampling.seeds_given() && fd.num != 0 && n != fd.num)
-    throw UsageError("--num " + std::to_string(fd.num) + " and --seeds " + sampling.seeds + " (" + std::to_string(n) +
+  if (fd.given("--seeds") && fd.num != 0 && n != fd.num)
+    throw UsageError("--num " + std::to_string(fd.num) + " and --seeds " + fd.seeds + " (" + std::to_string(n) +
                      " seeds) disagree; give one of them");
   if (!fd.detectors.empty() && n < 2)
     throw UsageError("the Fréchet distance needs at least 2 samples per setting; give more --seeds or --num");
   return text;
 }
 
-std::vector<FdSpace> open_fd(const FdOptions& o, const torch::Device& device, const std::array<int64_t, 3>& images) {
+std::vector<FdSpace> open_fd(const Params& o, const torch::Device& device, const std::array<int64_t, 3>& images) {
   std::set<std::string> stems;
   bool clash = false;
   for (const auto& d : o.detectors) clash |= !stems.insert(std::filesystem::path(d).stem().string()).second;

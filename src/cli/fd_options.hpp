@@ -2,7 +2,6 @@
 // sampling, on the decoded images. --detector/--ref pairs repeat: each pair is a feature space, as the paper
 // reports FID and FD_DINOv2 side by side.
 #pragma once
-#include <CLI/CLI.hpp>
 #include <torch/types.h>
 
 #include <array>
@@ -11,20 +10,13 @@
 
 #include "autoguide/detector.hpp"
 #include "autoguide/metrics.hpp"
-#include "sampling_options.hpp"
+#include "options.hpp"
 
 namespace autoguide::cli {
 
-struct FdOptions {
-  std::vector<std::string> detectors, refs;  // paired in order
-  int64_t num = 0;
-};
-
-void add_fd_options(CLI::App& cmd, FdOptions& o);
-
 // The seed list: --seeds, else 0..N-1 with --num N, else the --seeds default. Checks the FD options together
 // (a --ref per --detector, enough samples, --num agreeing with --seeds).
-std::string fd_seeds(const FdOptions& fd, const SamplingOptions& sampling);
+std::string fd_seeds(const Params& o);
 
 // One feature space: a detector and the reference statistics in its features, checked on blank images of the
 // shape the settings will make. Named after the detector's file (its path where two share a file name).
@@ -34,7 +26,7 @@ struct FdSpace {
   FeatureStats ref;
   std::string ref_path;
 };
-std::vector<FdSpace> open_fd(const FdOptions& o, const torch::Device& device, const std::array<int64_t, 3>& images);
+std::vector<FdSpace> open_fd(const Params& o, const torch::Device& device, const std::array<int64_t, 3>& images);
 
 // "fd 2.5" for one space, "fd[detector] 2.5, fd[encoder] 1.1" for several: how summaries name FDs.
 std::string fd_label(const std::vector<FdSpace>& spaces, size_t k);

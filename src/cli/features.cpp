@@ -70,10 +70,6 @@ SetFeatures measure_set(Detector& detector, const ImageSet& images, int64_t batc
   return out;
 }
 
-void check_batch(int64_t batch) {
-  if (batch < 1) throw UsageError("--batch must be at least 1, got " + std::to_string(batch));
-}
-
 bool is_features_file(const std::string& path) {
   std::error_code ec;
   return !std::filesystem::is_directory(path, ec) && std::filesystem::exists(path, ec) &&

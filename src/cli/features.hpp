@@ -52,9 +52,6 @@ class StreamStats {
   StatsAccumulator acc_;
 };
 
-// --batch, checked.
-void check_batch(int64_t batch);
-
 // True for a 2-D .npy, i.e. features [N,D] rather than images.
 bool is_features_file(const std::string& path);
 

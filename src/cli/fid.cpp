@@ -5,8 +5,10 @@
 #include <optional>
 
 #include "autoguide/error.hpp"
+#include "autoguide/format.hpp"
 #include "commands.hpp"
 #include "device.hpp"
+#include "options.hpp"
 #include "features.hpp"
 #include "ranks.hpp"
 
@@ -16,24 +18,19 @@ namespace {
 
 constexpr int64_t kNeighbours = 3;  // Kynkäänniemi et al. 2019's k for improved precision/recall
 
-struct FidOptions {
-  std::string detector, images, ref, ref_images, device = "auto";
-  int64_t batch = 64;
-  int threads = 0;
-  double dist_timeout = 1800;
-  bool json = false, pr = false, quiet = false;
-};
-
-void run_fid(const FidOptions& o, const Ranks& ranks) {
-  check_batch(o.batch);
-  if (o.ref.empty() && o.ref_images.empty())
+void run_fid(const Params& o, const Ranks& ranks) {
+  if (o.detectors.size() != 1) throw UsageError("fid measures in one feature space: give one --detector");
+  if (o.refs.size() > 1) throw UsageError("fid compares with one set of statistics: give one --ref");
+  const std::string& detector_path = o.detectors.front();
+  const std::string ref_path = o.refs.empty() ? "" : o.refs.front();
+  if (ref_path.empty() && o.ref_images.empty())
     throw UsageError("nothing to compare with: give --ref STATS (from autoguide ref) or --ref-images DIR|FILE.npy");
   if (o.pr && o.ref_images.empty())
     throw UsageError(
         "--pr needs the reference set itself: add --ref-images DIR|FILE.npy (images or ref --features-out)");
   // Cheap checks first: a bad stats file or image set should not cost a pass of the detector.
   std::optional<FeatureStats> ref;
-  if (!o.ref.empty()) ref = read_stats(o.ref);
+  if (!ref_path.empty()) ref = read_stats(ref_path);
   const ImageSet images = ImageSet::open(o.images);
   if (!o.ref_images.empty() && !is_features_file(o.ref_images)) ImageSet::open(o.ref_images);
   if (o.pr && images.size() <= kNeighbours)
@@ -41,9 +38,9 @@ void run_fid(const FidOptions& o, const Ranks& ranks) {
                      std::to_string(images.size()));
   const torch::Device device = select_device(o.device, o.threads);
   ranks.use_device(device);
-  Detector detector = Detector::load(o.detector, device);
+  Detector detector = Detector::load(detector_path, device);
   const bool progress = !o.quiet && !o.json;
-  const SetFeatures gen = measure_set(detector, images, o.batch, o.pr, progress, ranks, ref ? ref->dim() : 0, o.ref);
+  const SetFeatures gen = measure_set(detector, images, o.batch, o.pr, progress, ranks, ref ? ref->dim() : 0, ref_path);
 
   SetFeatures ref_set;
   if (!o.ref_images.empty()) {
@@ -70,11 +67,10 @@ void run_fid(const FidOptions& o, const Ranks& ranks) {
     std::cout << j.dump() << "\n";
     return;
   }
-  char line[64];
-  std::snprintf(line, sizeof line, "%.10g", fd);
-  std::cout << "fd: " << line << "\nn: " << gen.stats.num_images << "\n";
+  std::cout << "fd: " << format_number(fd) << "\nn: " << gen.stats.num_images << "\n";
   if (ref->num_images) std::cout << "ref_n: " << ref->num_images << "\n";
   if (pr) {
+    char line[64];
     std::snprintf(line, sizeof line, "precision: %.6f\nrecall: %.6f\n", pr->precision, pr->recall);
     std::cout << line;
   }
@@ -83,22 +79,16 @@ void run_fid(const FidOptions& o, const Ranks& ranks) {
 }  // namespace
 
 void add_fid(CLI::App& app) {
-  auto* cmd = app.add_subcommand(
-      "fid", "Fréchet distance (FID with Inception-v3) to reference statistics; --pr adds precision/recall");
-  static FidOptions o;
-  cmd->add_option("--detector", o.detector, "Feature detector: TorchScript, uint8 [N,C,H,W] -> features [N,D]")
-      ->required();
-  cmd->add_option("--images", o.images,
-                  "Folder of PNGs (recursive) or .npy of uint8 [N,C,H,W] or float samples in [-1,1]")
-      ->required();
-  cmd->add_option("--ref", o.ref, "Reference statistics (.npz from autoguide ref)");
-  cmd->add_option("--ref-images,--ref_images", o.ref_images,
-                  "Reference set for --pr (and for FD without --ref): PNG folder, images .npy, or features .npy [N,D]");
-  cmd->add_flag("--pr", o.pr, "Also compute precision and recall (k=3) against --ref-images");
-  cmd->add_flag("--json", o.json, "Print one JSON object: fd, n, ref_n (and precision, recall, k)");
-  cmd->add_option("--batch", o.batch, "Images per detector call")->capture_default_str();
-  add_device_options(*cmd, o.device, o.threads, o.dist_timeout);
-  cmd->add_flag("--quiet,-q", o.quiet, "No progress on stderr");
+  auto* cmd = app.add_subcommand("fid", subcommand_help("fid"));
+  static Params o;
+  o.batch = 64;
+  add_options(*cmd, o);
+  cmd->get_option("--detector")->required();
+  cmd->get_option("--images")->required();
+  cmd->footer(
+      "Examples:\n"
+      "  autoguide fid --detector inception.pt --images out/ag --ref imagenet-512.npz\n"
+      "  autoguide fid --detector det.pt --images out/ag --ref-images ref_features.npy --pr --json");
   cmd->callback([cmd] { run_as_rank(*cmd, o.dist_timeout, [](const Ranks& ranks) { run_fid(o, ranks); }); });
 }
 

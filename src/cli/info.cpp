@@ -3,16 +3,19 @@
 
 #include "autoguide/model.hpp"
 #include "commands.hpp"
+#include "options.hpp"
 
 namespace autoguide::cli {
 
 void add_info(CLI::App& app) {
-  auto* cmd = app.add_subcommand("info", "Print a converted model's metadata and parameter count");
-  static std::string path;
-  static bool as_json = false;
+  auto* cmd = app.add_subcommand("info", subcommand_help("info"));
+  static Params o;
+  static std::string& path = o.model;
   cmd->add_option("model", path, "Model file (.pt) written by scripts/export_edm2.py")->required();
-  cmd->add_flag("--json", as_json, "Print JSON");
+  add_options(*cmd, o);
+  cmd->footer("Examples:\n  autoguide info models/demo/main.pt\n  autoguide info models/demo/guide.pt --json");
   cmd->callback([] {
+    const bool as_json = o.json;
     auto net = Denoiser::load(path, torch::kCPU);
     const auto& m = net.info();
     const int64_t params = net.loaded_param_count();

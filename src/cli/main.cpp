@@ -5,14 +5,14 @@
 #include <string>
 
 #include "autoguide/error.hpp"
+#include "autoguide/format.hpp"
 #include "commands.hpp"
+#include "options.hpp"
 
 namespace {
 
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
-
 int fail(int code, const std::string& message) {
-  std::cerr << "autoguide: error: " << first_line(message) << "\n";
+  std::cerr << "autoguide: error: " << autoguide::first_line(message) << "\n";
   return code;
 }
 
@@ -30,17 +30,23 @@ int main(int argc, char** argv) {
   autoguide::cli::add_fid(app);
   autoguide::cli::add_sweep(app);
   autoguide::cli::add_compare(app);
+  autoguide::cli::add_options_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);
-    return fail(2, e.what());
+    // CLI11 says "--steps: MESSAGE"; where the message (a library rule's, said with flags) names the flag, once.
+    std::string message = e.what();
+    const auto colon = message.find(": ");
+    if (colon != std::string::npos && message.find(message.substr(0, colon), colon + 2) != std::string::npos)
+      message = message.substr(colon + 2);
+    return fail(2, message);
   } catch (const autoguide::UsageError& e) {
-    return fail(2, e.what());
+    return fail(2, autoguide::cli::user_message(e));
   } catch (const c10::Error& e) {
     return fail(1, e.what_without_backtrace());
   } catch (const std::exception& e) {
-    return fail(1, e.what());
+    return fail(1, autoguide::cli::user_message(e));
   }
   return 0;
 }

@@ -3,14 +3,17 @@
 
 #include "autoguide/preset.hpp"
 #include "commands.hpp"
+#include "options.hpp"
 
 namespace autoguide::cli {
 
 void add_presets(CLI::App& app) {
-  auto* cmd = app.add_subcommand("presets", "List the presets of configs/");
-  static bool as_json = false;
-  cmd->add_flag("--json", as_json, "Print JSON keyed by preset name");
+  auto* cmd = app.add_subcommand("presets", subcommand_help("presets"));
+  static Params o;
+  add_options(*cmd, o);
+  cmd->footer("Examples:\n  autoguide presets\n  autoguide presets --json");
   cmd->callback([] {
+    const bool as_json = o.json;
     auto all = load_presets();
     if (as_json) {
       nlohmann::json j = nlohmann::json::object();

@@ -10,6 +10,7 @@
 
 #include "autoguide/atomic_file.hpp"
 #include "autoguide/error.hpp"
+#include "options.hpp"
 
 namespace fs = std::filesystem;
 
@@ -69,7 +70,6 @@ nlohmann::json Ranks::describe(const std::vector<nlohmann::json>& entries) const
 }
 
 void run_as_rank(const CLI::App& cmd, double dist_timeout, const std::function<void(Ranks&)>& body) {
-  if (!(dist_timeout > 0)) throw UsageError("--dist-timeout must be a positive number of seconds");
   Ranks ranks;
   ranks.launch = read_launch([](const char* name) -> const char* { return std::getenv(name); });
   if (!ranks.launch.distributed()) return body(ranks);
@@ -79,13 +79,13 @@ void run_as_rank(const CLI::App& cmd, double dist_timeout, const std::function<v
     ranks.group->check_same(given_options(cmd), "start every rank with the same command");
     body(ranks);
   } catch (const UsageError& e) {
-    ranks.group->fail(true, e.what());
+    ranks.group->fail(true, user_message(e));
     throw;
   } catch (const c10::Error& e) {
     ranks.group->fail(false, e.what_without_backtrace());
     throw;
   } catch (const std::exception& e) {
-    ranks.group->fail(false, e.what());
+    ranks.group->fail(false, user_message(e));
     throw;
   }
 }

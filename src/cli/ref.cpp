@@ -7,6 +7,7 @@
 #include "autoguide/npy.hpp"
 #include "commands.hpp"
 #include "device.hpp"
+#include "options.hpp"
 #include "features.hpp"
 #include "ranks.hpp"
 
@@ -14,16 +15,8 @@ namespace autoguide::cli {
 
 namespace {
 
-struct RefOptions {
-  std::string detector, images, out, features_out, device = "auto";
-  int64_t batch = 64;
-  int threads = 0;
-  double dist_timeout = 1800;
-  bool overwrite = false, quiet = false;
-};
-
-void run_ref(const RefOptions& o, const Ranks& ranks) {
-  check_batch(o.batch);
+void run_ref(const Params& o, const Ranks& ranks) {
+  if (o.detectors.size() != 1) throw UsageError("ref measures in one feature space: give one --detector");
   if (o.features_out == o.out) throw UsageError("--out and --features-out must be different files");
   // Everything that can be checked cheaply is checked before the detector runs over the whole set.
   for (const auto& f : {o.out, o.features_out}) {
@@ -34,7 +27,7 @@ void run_ref(const RefOptions& o, const Ranks& ranks) {
   const ImageSet images = ImageSet::open(o.images);
   const torch::Device device = select_device(o.device, o.threads);
   ranks.use_device(device);
-  Detector detector = Detector::load(o.detector, device);
+  Detector detector = Detector::load(o.detectors.front(), device);
   const SetFeatures set = measure_set(detector, images, o.batch, !o.features_out.empty(), !o.quiet, ranks);
   if (!ranks.root()) return;
   write_stats(o.out, set.stats);
@@ -52,19 +45,15 @@ void run_ref(const RefOptions& o, const Ranks& ranks) {
 }  // namespace
 
 void add_ref(CLI::App& app) {
-  auto* cmd = app.add_subcommand("ref", "Feature statistics of a reference image set (for fid --ref)");
-  static RefOptions o;
-  cmd->add_option("--detector", o.detector, "Feature detector: TorchScript, uint8 [N,C,H,W] -> features [N,D]")
-      ->required();
-  cmd->add_option("--images", o.images,
-                  "Folder of PNGs (recursive) or .npy of uint8 [N,C,H,W] or float samples in [-1,1]")
-      ->required();
-  cmd->add_option("--out", o.out, "Statistics file to write (.npz: mu, sigma, num_images)")->required();
-  cmd->add_option("--features-out", o.features_out, "Also write the raw features, float32 [N,D] .npy (for fid --pr)");
-  cmd->add_option("--batch", o.batch, "Images per detector call")->capture_default_str();
-  cmd->add_flag("--overwrite", o.overwrite, "Replace existing output files");
-  add_device_options(*cmd, o.device, o.threads, o.dist_timeout);
-  cmd->add_flag("--quiet,-q", o.quiet, "No progress or summary on stderr");
+  auto* cmd = app.add_subcommand("ref", subcommand_help("ref"));
+  static Params o;
+  o.batch = 64;
+  add_options(*cmd, o);
+  for (const char* name : {"--detector", "--images", "--out"}) cmd->get_option(name)->required();
+  cmd->footer(
+      "Examples:\n"
+      "  autoguide ref --detector inception.pt --images imagenet-val/ --out imagenet-512.npz\n"
+      "  autoguide ref --detector det.pt --images real.npy --out ref.npz --features-out ref_features.npy");
   cmd->callback([cmd] { run_as_rank(*cmd, o.dist_timeout, [](const Ranks& ranks) { run_ref(o, ranks); }); });
 }
 

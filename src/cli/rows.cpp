@@ -39,11 +39,6 @@ void summarise(const Row& row, size_t images, const std::vector<FdSpace>& spaces
 
 }  // namespace
 
-void add_grid_cols_option(CLI::App& cmd, int& cols) {
-  cmd.add_option("--grid-cols,--grid_cols", cols, "Seeds shown per grid row (the first ones)")
-      ->check(at_least(1))->capture_default_str();
-}
-
 std::array<int64_t, 3> common_image_shape(const std::vector<Row>& rows) {
   const auto shape = rows.front().decoder->image_shape();
   for (const auto& r : rows)
@@ -57,7 +52,7 @@ void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOut
               const Ranks& ranks) {
   ProgressLine line(!out.quiet && ranks.root());
   const auto n = static_cast<int64_t>(base.seeds.size());
-  const int64_t preview = std::min<int64_t>(out.grid_cols, n);
+  const int64_t preview = out.grid_cols == 0 ? n : std::min<int64_t>(out.grid_cols, n);
   for (size_t i = 0; i < rows.size(); ++i) {
     Row& row = rows[i];
     if (row.same_as >= 0) {

@@ -1,7 +1,6 @@
 // What sweep and compare share after their options: a list of settings run one after another on the same
 // seeds, each written and measured like `generate`'s output, and shown as the rows of one labelled grid.
 #pragma once
-#include <CLI/CLI.hpp>
 #include <torch/types.h>
 
 #include <nlohmann/json.hpp>
@@ -29,12 +28,9 @@ struct Row {
 // Refuses rows whose images differ in shape (one grid, one detector).
 std::array<int64_t, 3> common_image_shape(const std::vector<Row>& rows);
 
-// --grid-cols of sweep and compare: how many of the first seeds each grid row shows.
-void add_grid_cols_option(CLI::App& cmd, int& cols);
-
 struct RowsOutput {
   std::string outdir;  // rows with a folder write their PNGs under it, as `generate --outdir` does
-  int64_t grid_cols = 16;
+  int64_t grid_cols = 16;  // the first seeds each grid row shows; 0: all
   bool quiet = false;
 };
 

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "option_values.hpp"
 #include "autoguide/decoder.hpp"
 #include "autoguide/error.hpp"
 #include "autoguide/json_input.hpp"
@@ -174,6 +175,6 @@ TEST(ModelMetadataInput, NumbersAreCheckedBeforeAnyCast) {
 
 TEST(OptionValueInput, HugeRangeStepsAndIndicesAreHandled) {
   // A step of ~9e31 made llround overflow and the range loop add past LLONG_MAX (UBSan, fuzzing).
-  EXPECT_EQ(parse_weights("1:88888:88888888888888888888888888888885"), std::vector<double>({1.0}));
-  EXPECT_TRUE(says(refusal([] { GuidanceInterval::parse_steps("99999999999,1"); }), "is not two step indices"));
+  EXPECT_EQ(autoguide::cli::parse_weights("1:88888:88888888888888888888888888888885"), std::vector<double>({1.0}));
+  EXPECT_TRUE(says(refusal([] { autoguide::cli::parse_interval_steps("99999999999,1"); }), "is not two step indices"));
 }

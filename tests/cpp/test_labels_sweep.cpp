@@ -1,6 +1,7 @@
 // Text, labelled grids, the FD plot, and the weight lists of `autoguide sweep`.
 #include <gtest/gtest.h>
 
+#include "option_values.hpp"
 #include "autoguide/error.hpp"
 #include "autoguide/grid.hpp"
 #include "autoguide/plot.hpp"
@@ -118,25 +119,25 @@ TEST(Plot, AxesCurvesAndLegend) {
 }
 
 TEST(Weights, ListsAndRanges) {
-  EXPECT_EQ(parse_weights("1,1.5,2.1"), (std::vector<double>{1, 1.5, 2.1}));
-  EXPECT_EQ(parse_weights("1:3:0.25").size(), 9u);
-  EXPECT_EQ(parse_weights("1:3:0.25").back(), 3.0);
+  EXPECT_EQ(autoguide::cli::parse_weights("1,1.5,2.1"), (std::vector<double>{1, 1.5, 2.1}));
+  EXPECT_EQ(autoguide::cli::parse_weights("1:3:0.25").size(), 9u);
+  EXPECT_EQ(autoguide::cli::parse_weights("1:3:0.25").back(), 3.0);
   // Decimal steps land on the values their spellings parse to, and STOP is included.
-  const auto w = parse_weights("1:2:0.1");
+  const auto w = autoguide::cli::parse_weights("1:2:0.1");
   ASSERT_EQ(w.size(), 11u);
   EXPECT_EQ(w[3], 1.3);
   EXPECT_EQ(w[7], 1.7);
   EXPECT_EQ(w.back(), 2.0);
-  EXPECT_EQ(parse_weights("1:1.05:0.1"), (std::vector<double>{1}));
-  EXPECT_EQ(parse_weights("2:2:1"), (std::vector<double>{2}));
-  EXPECT_EQ(parse_weights(" 1 , 2 "), (std::vector<double>{1, 2}));
-  EXPECT_EQ(parse_weights("1:2:5e-1"), (std::vector<double>{1, 1.5, 2}));
+  EXPECT_EQ(autoguide::cli::parse_weights("1:1.05:0.1"), (std::vector<double>{1}));
+  EXPECT_EQ(autoguide::cli::parse_weights("2:2:1"), (std::vector<double>{2}));
+  EXPECT_EQ(autoguide::cli::parse_weights(" 1 , 2 "), (std::vector<double>{1, 2}));
+  EXPECT_EQ(autoguide::cli::parse_weights("1:2:5e-1"), (std::vector<double>{1, 1.5, 2}));
 }
 
 TEST(Weights, BadInput) {
   for (const char* bad : {"", "1:3:0", "1:3:-0.5", "3:1:0.5", "abc", "1:2", "1:2:3:4", "1,,2", "1,", "-1", "nan",
                           "inf", "1:x:1", "1,2:3:1", "2,2", "0:1000:0.5", "1.5.2"})
-    EXPECT_THROW(parse_weights(bad), UsageError) << bad;
+    EXPECT_THROW(autoguide::cli::parse_weights(bad), UsageError) << bad;
 }
 
 TEST(Weights, Format) {

@@ -55,7 +55,7 @@ TEST(NumericFaults, NanGuideStopsAtTheFirstStepAndNothingReachesTheSink) {
   const Outcome out = run_generate({&main, &guide, nullptr}, request({0, 1, 2, 3}, 2, 4, 2.0));
   EXPECT_EQ(out.error, "the guiding net (" + fixture("guide_nan.pt") +
                            ") produced NaN or Inf at step 1/4 (sigma 80): its weights are damaged or overflow in this "
-                           "precision; re-export it or use --dtype fp32 (nothing was written for this batch)");
+                           "precision; re-export it or set precision fp32 (nothing was written for this batch)");
   EXPECT_TRUE(out.written.empty());
 }
 
@@ -105,19 +105,20 @@ TEST(NumericFaults, GuidanceThatOverflowsIsNamedAsSuch) {
     g(x, s, labels, true, {0, 4});
     FAIL() << "an overflowing guidance weight went through";
   } catch (const RuntimeFailure& e) {
-    EXPECT_EQ(std::string(e.what()).rfind("guidance overflowed to NaN or Inf at step 1/4 (sigma 1)", 0), 0u)
+    EXPECT_EQ(std::string(e.what()).rfind("the guided output overflowed to NaN or Inf at step 1/4 (sigma 1)", 0), 0u)
         << e.what();
   }
 }
 
 TEST(Float32Range, WeightsUpToFloatMaxPassAndBeyondAreUsageErrors) {
-  EXPECT_NO_THROW(validate_weight(FLT_MAX, "--guidance"));
-  EXPECT_THROW(validate_weight(std::nextafter(double(FLT_MAX), 1e300), "--guidance"), UsageError);
+  EXPECT_NO_THROW(validate_weight(FLT_MAX));
+  EXPECT_THROW(validate_weight(std::nextafter(double(FLT_MAX), 1e300)), UsageError);
   try {
-    validate_weight(1e308, "--guidance");
+    validate_weight(1e308);
     FAIL();
-  } catch (const UsageError& e) {
-    EXPECT_EQ(std::string(e.what()), "--guidance 1e+308 is outside float32's range (magnitude at most 3.4e38), in "
+  } catch (const FieldError& e) {  // the library names its field; the CLI says --guidance
+    EXPECT_EQ(e.fields, std::vector<std::string>{"guidance"});
+    EXPECT_EQ(std::string(e.what()), "guidance 1e+308 is outside float32's range (magnitude at most 3.4e38), in "
                                      "which sampling computes; give a smaller value");
   }
 }
@@ -139,17 +140,17 @@ TEST(Float32Range, SamplerOptionsBeyondFloat32AreUsageErrors) {
   EXPECT_EQ(refused([](SamplerOptions& o) { o.schedule.sigma_max = 1e38; }), "");
   // FLT_MAX itself fits, but its schedule rounds past float32: (FLT_MAX^(1/7))^7 > FLT_MAX.
   EXPECT_NE(refused([](SamplerOptions& o) { o.schedule.sigma_max = FLT_MAX; }), "");
-  EXPECT_EQ(refused([](SamplerOptions& o) { o.S_churn = 1e39; }).rfind("--S_churn 1e+39 is outside", 0), 0u);
-  EXPECT_EQ(refused([](SamplerOptions& o) { o.S_noise = -1e39; }).rfind("--S_noise -1e+39 is outside", 0), 0u);
-  EXPECT_EQ(refused([](SamplerOptions& o) { o.S_min = 1e39; }).rfind("--S_min 1e+39 is outside", 0), 0u);
-  EXPECT_EQ(refused([](SamplerOptions& o) { o.S_max = 1e308; }).rfind("--S_max 1e+308 is outside", 0), 0u);
-  EXPECT_EQ(refused([](SamplerOptions& o) { o.schedule.sigma_max = 1e308; }).rfind("--sigma_max 1e+308 is outside", 0),
+  EXPECT_EQ(refused([](SamplerOptions& o) { o.S_churn = 1e39; }).rfind("S_churn 1e+39 is outside", 0), 0u);
+  EXPECT_EQ(refused([](SamplerOptions& o) { o.S_noise = -1e39; }).rfind("S_noise -1e+39 is outside", 0), 0u);
+  EXPECT_EQ(refused([](SamplerOptions& o) { o.S_min = 1e39; }).rfind("S_min 1e+39 is outside", 0), 0u);
+  EXPECT_EQ(refused([](SamplerOptions& o) { o.S_max = 1e308; }).rfind("S_max 1e+308 is outside", 0), 0u);
+  EXPECT_EQ(refused([](SamplerOptions& o) { o.schedule.sigma_max = 1e308; }).rfind("sigma_max 1e+308 is outside", 0),
             0u);
-  EXPECT_EQ(refused([](SamplerOptions& o) { o.schedule.rho = 1e39; }).rfind("--rho 1e+39 is outside", 0), 0u);
+  EXPECT_EQ(refused([](SamplerOptions& o) { o.schedule.rho = 1e39; }).rfind("rho 1e+39 is outside", 0), 0u);
   EXPECT_EQ(refused([](SamplerOptions& o) { o.schedule.sigma_min = 1e-50; }),
-            "--sigma_min 1e-50 rounds to 0 in float32, in which sampling computes; give a larger value");
+            "sigma_min 1e-50 rounds to 0 in float32, in which sampling computes; give a larger value");
   // Each value fits, the schedule does not: 80^(1/0.01) = 80^100 overflows.
   EXPECT_EQ(refused([](SamplerOptions& o) { o.schedule.rho = 0.01; }),
-            "--sigma_min 0.002, --sigma_max 80 and --rho 0.01 give noise levels outside float32's range, in which "
-            "sampling computes; use a larger --rho or a narrower sigma range");
+            "sigma_min 0.002, sigma_max 80 and rho 0.01 give noise levels outside float32's range, in which "
+            "sampling computes; use a larger rho or a narrower sigma range");
 }

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "option_values.hpp"
 #include "autoguide/error.hpp"
 #include "autoguide/sampler.hpp"
 #include "autoguide/schedule.hpp"
@@ -85,12 +86,12 @@ TEST(Sampler, ChurnDrawsNoiseOnlyInsideItsWindow) {
 
 TEST(GuidanceInterval, PaperXxlSettingSelectsSteps17To22) {
   auto t = karras_sigmas(ScheduleOptions{}, torch::kCPU);
-  auto g = GuidanceInterval::parse_sigma("0.19,1.61");
+  auto g = autoguide::cli::parse_interval_sigma("0.19,1.61");
   std::vector<int> on;
   for (int i = 0; i < 32; ++i)
     if (g.contains(i, t[i].item<float>())) on.push_back(i);
   EXPECT_EQ(on, (std::vector<int>{17, 18, 19, 20, 21, 22}));
-  auto s = GuidanceInterval::parse_steps("17,22");
+  auto s = autoguide::cli::parse_interval_steps("17,22");
   for (int i = 0; i < 32; ++i) EXPECT_EQ(s.contains(i, t[i].item<float>()), g.contains(i, t[i].item<float>()));
 }
 
@@ -108,14 +109,14 @@ TEST(GuidanceInterval, IsOpenBelowAndClosedAbove) {
 }
 
 TEST(GuidanceInterval, RefusesBadBounds) {
-  EXPECT_THROW(GuidanceInterval::parse_sigma("2,1"), UsageError);
-  EXPECT_THROW(GuidanceInterval::parse_sigma("1,1"), UsageError);
-  EXPECT_THROW(GuidanceInterval::parse_sigma("1"), UsageError);
-  EXPECT_THROW(GuidanceInterval::parse_sigma("a,b"), UsageError);
-  EXPECT_THROW(GuidanceInterval::parse_steps("5,3"), UsageError);
-  EXPECT_THROW(GuidanceInterval::parse_steps("-1,3"), UsageError);
-  EXPECT_THROW(GuidanceInterval::parse_steps("20,32").validate(32), UsageError);
-  EXPECT_NO_THROW(GuidanceInterval::parse_steps("20,31").validate(32));
+  EXPECT_THROW(autoguide::cli::parse_interval_sigma("2,1"), UsageError);
+  EXPECT_THROW(autoguide::cli::parse_interval_sigma("1,1"), UsageError);
+  EXPECT_THROW(autoguide::cli::parse_interval_sigma("1"), UsageError);
+  EXPECT_THROW(autoguide::cli::parse_interval_sigma("a,b"), UsageError);
+  EXPECT_THROW(autoguide::cli::parse_interval_steps("5,3"), UsageError);
+  EXPECT_THROW(autoguide::cli::parse_interval_steps("-1,3"), UsageError);
+  EXPECT_THROW(autoguide::cli::parse_interval_steps("20,32").validate(32), UsageError);
+  EXPECT_NO_THROW(autoguide::cli::parse_interval_steps("20,31").validate(32));
 }
 
 TEST(Sampler, EulerAndDpmSolverUseOneEvaluationPerStep) {
@@ -132,5 +133,5 @@ TEST(Sampler, EulerAndDpmSolverUseOneEvaluationPerStep) {
     EXPECT_EQ(steps, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
     EXPECT_EQ(evaluations_per_sample(o), 10);
   }
-  EXPECT_THROW(parse_sampler("ddim"), UsageError);
+  EXPECT_THROW(autoguide::cli::parse_sampler("ddim"), UsageError);
 }

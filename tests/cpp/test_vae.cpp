@@ -85,7 +85,7 @@ TEST(VaeDecoder, Fp16IsRefusedCleanlyWhereTheCpuCannotRunIt) {
     auto vae = VaeDecoder::load(fixture("vae.pt"), torch::kCPU, NetPrecision::FP16);
     EXPECT_EQ(vae(read_npy(fixture("vae_z.npy"))).size(0), 3);
   } catch (const UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("--vae-dtype fp16 is not supported"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("vae_precision fp16 is not supported"), std::string::npos) << e.what();
   }
 }
 

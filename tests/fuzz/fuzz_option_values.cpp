@@ -5,6 +5,7 @@
 #include <set>
 #include <string>
 
+#include "option_values.hpp"
 #include "autoguide/error.hpp"
 #include "autoguide/float32_range.hpp"
 #include "autoguide/schedule.hpp"
@@ -15,7 +16,7 @@ namespace {
 
 void weights(const std::string& text) {
   try {
-    const auto w = autoguide::parse_weights(text);
+    const auto w = autoguide::cli::parse_weights(text);
     if (w.empty() || w.size() > 1000 || std::set<double>(w.begin(), w.end()).size() != w.size()) __builtin_trap();
     for (double x : w)
       if (!(x >= 0) || !autoguide::fits_float32(x)) __builtin_trap();
@@ -25,12 +26,12 @@ void weights(const std::string& text) {
 
 void intervals(const std::string& text) {
   try {
-    const auto g = autoguide::GuidanceInterval::parse_sigma(text);
+    const auto g = autoguide::autoguide::cli::parse_interval_sigma(text);
     if (!(std::isfinite(g.lo) && std::isfinite(g.hi) && 0 <= g.lo && g.lo < g.hi)) __builtin_trap();
   } catch (const autoguide::UsageError&) {
   }
   try {
-    const auto g = autoguide::GuidanceInterval::parse_steps(text);
+    const auto g = autoguide::autoguide::cli::parse_interval_steps(text);
     if (!(0 <= g.first && g.first <= g.last)) __builtin_trap();
     g.validate(32);
   } catch (const autoguide::UsageError&) {

@@ -97,7 +97,7 @@ def test_fast_path_samples_what_the_independent_sampler_does(nets, tmp_path):
     # A net that is not an EDM2 U-Net: one line naming the fix, exit 2, nothing written.
     faulty = model_fixtures.export_faulty_net(str(tmp_path), model_fixtures.FAULTY_BELOW)
     r = autoguide('generate', '--net', faulty, '--seeds', 0, '--steps', 2, '--outdir', tmp_path / 'bad', '--fast')
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'drop --fast' in r.stderr
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'turn --fast off' in r.stderr
     assert not (tmp_path / 'bad').exists()
 
 

@@ -209,8 +209,8 @@ def test_shared_sampling_options_are_checked_alike_before_any_net_is_loaded(tmp_
                 ['sweep', '--net', missing, '--gnet', missing, '--outdir', tmp_path / 'o'],
                 ['compare', '--net', missing, '--gnet', missing, '--ag', 2, '--out', tmp_path / 'c.png'])
     for cmd in commands:
-        bad(*cmd, '--batch', 0, message='--batch: must be a whole number >= 1 (got 0)')
-        bad(*cmd, '--vae-batch', -2, message='--vae-batch: must be a whole number >= 1 (got -2)')
+        bad(*cmd, '--batch', 0, message='--batch must be at least 1 (got 0)')
+        bad(*cmd, '--vae-batch', -2, message='--vae-batch must be at least 1 (got -2)')
         bad(*cmd, '--steps', 'x', message='--steps')
         bad(*cmd, '--sampler', 'ddim', message='ddim')
         bad(*cmd, '--dtype', 'fp64', message="unknown --dtype 'fp64'")
