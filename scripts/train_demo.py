@@ -36,7 +36,7 @@ from autoguide_py import edm2, fmnist, phema, training  # noqa: E402
 from autoguide_py import autoencoder  # noqa: E402
 from autoguide_py.classifier import Classifier, Detector  # noqa: E402
 from autoguide_py.export import export_precond, sha256_file  # noqa: E402
-from autoguide_py.safe_pickle import load_torch_checkpoint  # noqa: E402
+from autoguide_py.zip_checkpoint import load_torch_checkpoint  # noqa: E402
 
 # EDM2's pixel-space (ImageNet-64) settings, scaled to a 32x32 one-channel task.
 COMMON = dict(batch_size=128, P_mean=-0.8, P_std=1.6, ema_stds=[0.050, 0.100], rampup_img=4096,

@@ -13,7 +13,7 @@ the resizing and normalization of NVlabs/edm2 calculate_metrics.py inside it:
 Why not EDM2's inception-2015-12-05.pkl: torch cannot pickle a ScriptModule (pickle.dumps
 raises), so a pickle that holds a network necessarily names Python classes that pickle.load
 constructs by running their code; NVIDIA's pickles carry that code as source embedded through
-torch_utils.persistence and exec it. A restricted unpickler (like safe_pickle's) can recover the
+torch_utils.persistence and exec it. A restricted unpickler (like edm2_unpickler's) can recover the
 tensors but not the network's forward(); rebuilding NVIDIA's port of the TF graph from tensors
 alone would be a re-implementation that cannot be checked against the original offline. So the
 .pkl is refused (nothing in it is run; the message names the first Python global it refers to),
@@ -43,9 +43,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .errors import ExportError
 from .export import (EXPORTER, FORMAT_VERSION, METADATA_FILE, _describe, _mib, _Parser, _save_atomically,
                      run_reporting_errors, sha256_file)
-from .safe_pickle import ExportError, _global_name, load_torch_checkpoint
+from .restricted_unpickler import global_name
+from .zip_checkpoint import load_torch_checkpoint
 
 INCEPTION_URL = 'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt'
 DINOV2_HUB_REPO = 'facebookresearch/dinov2:main'
@@ -117,7 +119,7 @@ class _StopAtFirstGlobal(pickle.Unpickler):
     """Reads a pickle only up to its first reference to a Python global, which is reported, not imported."""
 
     def find_class(self, module, name):
-        raise _GlobalFound(_global_name(module, name))
+        raise _GlobalFound(global_name(module, name))
 
     def persistent_load(self, pid):
         raise _GlobalFound(None)

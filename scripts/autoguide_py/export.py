@@ -1,8 +1,8 @@
 """Export an EDM2 network to the TorchScript model file that autoguide's C++ side loads.
 
-Inputs: an official EDM2 pickle or raw training snapshot (read by safe_pickle, nothing in it
+Inputs: an official EDM2 pickle or raw training snapshot (read by edm2_unpickler, nothing in it
 executed), or an autoguide training checkpoint (a torch.save dict with 'config' and
-'state_dict', read with torch.load(weights_only=True)).
+'state_dict', read by zip_checkpoint as torch.load(weights_only=True) would read it).
 
 Output: a scripted `edm2.Precond` holding the raw weights in their stored dtype (prepare() is
 left to the loader, so the file is about the size of the weights), with the metadata in the
@@ -25,8 +25,11 @@ import tempfile
 import torch
 
 from . import __version__, edm2
-from .safe_pickle import (ARCHITECTURE_FIELDS, LEGACY_TORCH_SAVE, ExportError, extract_network, load_edm2_pickle,
-                          load_torch_checkpoint, shown)
+from .edm2_checkpoint import ARCHITECTURE_FIELDS, extract_network
+from .edm2_unpickler import load_edm2_pickle
+from .errors import ExportError, shown
+from .legacy_storage import LEGACY_TORCH_SAVE
+from .zip_checkpoint import load_torch_checkpoint
 
 FORMAT_VERSION = 1
 EXPORTER = f'autoguide {__version__}'

@@ -24,10 +24,11 @@ from typing import List
 import torch
 from torch import Tensor
 
+from .errors import ExportError
 from .export import (EXPORTER, FORMAT_VERSION, METADATA_FILE, _describe, _mib, _Parser, _save_atomically,
                      run_reporting_errors, sha256_file)
-from .safe_pickle import ExportError, load_torch_checkpoint
 from .safetensors import is_safetensors, load_safetensors
+from .zip_checkpoint import load_torch_checkpoint
 
 # stabilityai/sd-vae-ft-mse config.json (and CompVis kl-f8: ch 128, ch_mult 1,2,4,4, num_res_blocks 2).
 SD_VAE = dict(latent_channels=4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,

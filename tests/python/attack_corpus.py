@@ -81,7 +81,7 @@ def _stack_global(module, name):
 
 
 # ----------------------------------------------------------------------------
-# EDM2 pickles (the restricted unpickler of safe_pickle.py).
+# EDM2 pickles (the restricted unpickler of edm2_unpickler.py).
 
 
 def _reduce_os_system(marker):

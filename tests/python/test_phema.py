@@ -15,7 +15,7 @@ from scipy import integrate, optimize
 
 import autoguide_py.edm2_pickle as writer
 from autoguide_py import phema, training
-from autoguide_py.safe_pickle import load_torch_checkpoint
+from autoguide_py.zip_checkpoint import load_torch_checkpoint
 
 PHEMA = ROOT / 'scripts' / 'phema.py'
 
