@@ -42,7 +42,7 @@ _PRESET_FIXED = dict(img_resolution=64, channel_mult=[1, 2, 3, 4], num_blocks=3,
 _PRESET_FREE = ('model_channels', 'img_resolution', 'img_channels', 'label_dim', 'use_fp16', 'dropout')
 
 
-def _describe(names, limit=12):
+def describe_names(names, limit=12):
     names = [shown(n) for n in names]
     more = f' and {len(names) - limit} more' if len(names) > limit else ''
     return ', '.join(names[:limit]) + more
@@ -89,16 +89,16 @@ def _assign_weights(net, state_dict):
     if missing or unexpected:
         parts = []
         if missing:
-            parts.append(f'missing {_describe(missing)}')
+            parts.append(f'missing {describe_names(missing)}')
         if unexpected:
-            parts.append(f'unexpected {_describe(unexpected)}')
+            parts.append(f'unexpected {describe_names(unexpected)}')
         raise ExportError(f"the weights do not fit the architecture rebuilt from the file's config: "
                           f"{'; '.join(parts)}")
     wrong = [f'{k} {tuple(state_dict[k].shape)} (expected {tuple(v.shape)})'
              for k, v in expected.items() if tuple(state_dict[k].shape) != tuple(v.shape)]
     if wrong:
         raise ExportError(f"the weights do not fit the architecture rebuilt from the file's config: "
-                          f'{_describe(wrong, 4)}')
+                          f'{describe_names(wrong, 4)}')
     for name, tensor in state_dict.items():
         if not tensor.is_floating_point():
             raise ExportError(f'weight {name} is {tensor.dtype}, expected a floating-point tensor')
@@ -189,7 +189,7 @@ def _check_blocks(net, recorded):
     ours = {name: m for name, m in net.named_modules() if isinstance(m, edm2.Block)}
     if recorded and set(ours) != set(recorded):
         raise ExportError('the pickle\'s U-Net blocks differ from the rebuilt architecture: '
-                          f'{_describe(sorted(set(ours) ^ set(recorded)))}')
+                          f'{describe_names(sorted(set(ours) ^ set(recorded)))}')
     for name, attrs in recorded.items():
         block = ours[name]
         for key, value in attrs.items():
@@ -326,7 +326,7 @@ def _verify(net, path):
                            f'by up to {(want - got).abs().max().item():.3g}')
 
 
-def _save_atomically(scripted, out_path, extra_files, check=None):
+def save_model_file(scripted, out_path, extra_files, check=None):
     # check(tmp_path) may inspect the written file and raise before it is put in place.
     out_path = os.path.abspath(out_path)
     folder = os.path.dirname(out_path)
@@ -397,8 +397,8 @@ def export_precond(net, out_path, meta_overrides=None, verify=False):
 
     scripted = torch.jit.script(net.eval())
     _blank_prepared(scripted)
-    _save_atomically(scripted, out_path, {METADATA_FILE: json.dumps(meta, indent=2)},
-                     check=(lambda tmp: _verify(net, tmp)) if verify else None)
+    save_model_file(scripted, out_path, {METADATA_FILE: json.dumps(meta, indent=2)},
+                    check=(lambda tmp: _verify(net, tmp)) if verify else None)
     return dict(meta)
 
 
@@ -413,13 +413,13 @@ def read_metadata(path):
 # Command line.
 
 
-class _Parser(argparse.ArgumentParser):
+class CliParser(argparse.ArgumentParser):
     def error(self, message):
         print(f'error: {message} (see --help)', file=sys.stderr)
         sys.exit(2)
 
 
-def _mib(n):
+def format_mib(n):
     return f'{n / (1 << 20):.1f} MiB'
 
 
@@ -440,7 +440,7 @@ def run_reporting_errors(body):
 
 
 def main(argv=None):
-    parser = _Parser(
+    parser = CliParser(
         prog='export_edm2.py',
         description='Convert an EDM2 network pickle (official release or raw training snapshot) or an '
                     'autoguide training checkpoint to the TorchScript model file autoguide samples with. '
@@ -482,7 +482,7 @@ def main(argv=None):
         enc = meta['encoder']
         enc_text = 'rgb' if enc['type'] == 'rgb' else f"vae ({enc.get('vae_name')})"
         size = f", size {meta['model_size']}" if meta['model_size'] else ''
-        print(f"exported {os.path.basename(args.input)} -> {args.output}: {_mib(os.path.getsize(args.output))}, "
+        print(f"exported {os.path.basename(args.input)} -> {args.output}: {format_mib(os.path.getsize(args.output))}, "
               f"{meta['param_count']:,} parameters, label_dim {meta['label_dim']}{size}, encoder {enc_text}",
               file=sys.stderr)
     return 0
