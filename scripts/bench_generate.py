@@ -26,11 +26,14 @@ import torch  # noqa: E402
 
 from autoguide_py import edm2  # noqa: E402
 from autoguide_py.edm2_checkpoint import extract_network  # noqa: E402
-from autoguide_py.edm2_pickle import write_edm2_pickle  # noqa: E402
 from autoguide_py.edm2_unpickler import load_edm2_pickle  # noqa: E402
 from autoguide_py.flops import count_flops  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The random networks are written as EDM2 pickles (what export_edm2.py converts and reference_net reads) by the
+# writer the tests use: test code, kept out of the autoguide_py library, hence imported from tests/python.
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'python'))
+from edm2_pickle_writer import write_edm2_pickle  # noqa: E402
 
 
 def parse_seeds(text):

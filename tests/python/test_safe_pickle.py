@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+import edm2_pickle_writer as writer
 from conftest import TINY_COND, TINY_UNCOND, make_net
 
-import autoguide_py.edm2_pickle as writer
 from autoguide_py.edm2_checkpoint import extract_network
 from autoguide_py.edm2_unpickler import EDM2Unpickler, PersistentObject, load_edm2_pickle
 from autoguide_py.errors import ExportError
