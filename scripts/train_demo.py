@@ -34,6 +34,7 @@ import torch  # noqa: E402
 
 from autoguide_py import edm2, fmnist, phema, training  # noqa: E402
 from autoguide_py import autoencoder  # noqa: E402
+from autoguide_py.atomic_write import atomic_path  # noqa: E402
 from autoguide_py.classifier import Classifier, Detector  # noqa: E402
 from autoguide_py.export import export_precond, sha256_file  # noqa: E402
 from autoguide_py.zip_checkpoint import load_torch_checkpoint  # noqa: E402
@@ -160,9 +161,8 @@ def save_detector(det, images, outdir, name, stats_name, autoguide):
     """The scripted detector and the training set's statistics in its space, by `autoguide ref` (the code
     the metric uses)."""
     path = os.path.join(outdir, name)
-    tmp = path + '.tmp'
-    torch.jit.script(det).save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.jit.script(det).save(tmp)
     npy = os.path.join(outdir, '.train-images.npy')
     np.save(npy, images.numpy())
     stats = os.path.join(outdir, stats_name)

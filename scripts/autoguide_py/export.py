@@ -20,11 +20,11 @@ import os
 import re
 import reprlib
 import sys
-import tempfile
 
 import torch
 
 from . import __version__, edm2
+from .atomic_write import atomic_path
 from .edm2_checkpoint import ARCHITECTURE_FIELDS, extract_network
 from .edm2_unpickler import load_edm2_pickle
 from .errors import ExportError, shown
@@ -327,30 +327,27 @@ def _verify(net, path):
 
 
 def save_model_file(scripted, out_path, extra_files, check=None):
-    # check(tmp_path) may inspect the written file and raise before it is put in place.
+    """torch.jit.save `scripted` with `extra_files` to out_path, which appears complete or not at all.
+
+    check(tmp_path) may inspect the written file and raise before it is put in place.
+    """
     out_path = os.path.abspath(out_path)
     folder = os.path.dirname(out_path)
     if os.path.isdir(out_path):
         raise ExportError(f'output path is a directory: {out_path}')
     if not os.path.isdir(folder):
         raise ExportError(f'output folder does not exist: {folder}')
+    created = False
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(out_path)}.', suffix='.tmp', dir=folder)
+        with atomic_path(out_path) as tmp:
+            created = True
+            torch.jit.save(scripted, tmp, _extra_files=extra_files)
+            if check is not None:
+                check(tmp)
     except OSError as e:
+        if created:
+            raise
         raise ExportError(f'cannot write to {folder}: {e.strerror}') from None
-    os.close(fd)
-    try:
-        torch.jit.save(scripted, tmp, _extra_files=extra_files)
-        if check is not None:
-            check(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def export_precond(net, out_path, meta_overrides=None, verify=False):
