@@ -24,11 +24,16 @@ ensure_torch()
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from autoguide_py import edm2, safe_pickle  # noqa: E402
-from autoguide_py.edm2_pickle import write_edm2_pickle  # noqa: E402
+from autoguide_py import edm2  # noqa: E402
+from autoguide_py.edm2_checkpoint import extract_network  # noqa: E402
+from autoguide_py.edm2_unpickler import load_edm2_pickle  # noqa: E402
 from autoguide_py.flops import count_flops  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The random networks are written as EDM2 pickles (what export_edm2.py converts and reference_net reads) by the
+# writer the tests use: test code, kept out of the autoguide_py library, hence imported from tests/python.
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'python'))
+from edm2_pickle_writer import write_edm2_pickle  # noqa: E402
 
 
 def parse_seeds(text):
@@ -73,7 +78,7 @@ def reference_net(edm2_dir, pkl, device):
     if edm2_dir not in sys.path:
         sys.path.insert(0, edm2_dir)
     from training import networks_edm2  # the local NVlabs/edm2 copy
-    state, init_kwargs, _, _ = safe_pickle.extract_network(safe_pickle.load_edm2_pickle(pkl))
+    state, init_kwargs, _, _ = extract_network(load_edm2_pickle(pkl))
     net = networks_edm2.Precond(**init_kwargs).to(torch.float16)
     net.load_state_dict(state)
     return net.eval().requires_grad_(False).to(device)

@@ -21,8 +21,9 @@ from autoguide_py.pyenv import ensure_torch  # noqa: E402
 ensure_torch()
 
 from autoguide_py import phema, training  # noqa: E402
+from autoguide_py.errors import ExportError  # noqa: E402
 from autoguide_py.export import build_precond, load_network, run_reporting_errors  # noqa: E402
-from autoguide_py.safe_pickle import ExportError, load_torch_checkpoint  # noqa: E402
+from autoguide_py.zip_checkpoint import load_torch_checkpoint  # noqa: E402
 
 _NAME = re.compile(r'^(.*)-(\d+)-(\d+\.\d+)\.(pkl|pt)$')
 

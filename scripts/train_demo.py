@@ -34,9 +34,10 @@ import torch  # noqa: E402
 
 from autoguide_py import edm2, fmnist, phema, training  # noqa: E402
 from autoguide_py import autoencoder  # noqa: E402
+from autoguide_py.atomic_write import atomic_path  # noqa: E402
 from autoguide_py.classifier import Classifier, Detector  # noqa: E402
 from autoguide_py.export import export_precond, sha256_file  # noqa: E402
-from autoguide_py.safe_pickle import load_torch_checkpoint  # noqa: E402
+from autoguide_py.zip_checkpoint import load_torch_checkpoint  # noqa: E402
 
 # EDM2's pixel-space (ImageNet-64) settings, scaled to a 32x32 one-channel task.
 COMMON = dict(batch_size=128, P_mean=-0.8, P_std=1.6, ema_stds=[0.050, 0.100], rampup_img=4096,
@@ -160,9 +161,8 @@ def save_detector(det, images, outdir, name, stats_name, autoguide):
     """The scripted detector and the training set's statistics in its space, by `autoguide ref` (the code
     the metric uses)."""
     path = os.path.join(outdir, name)
-    tmp = path + '.tmp'
-    torch.jit.script(det).save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.jit.script(det).save(tmp)
     npy = os.path.join(outdir, '.train-images.npy')
     np.save(npy, images.numpy())
     stats = os.path.join(outdir, stats_name)

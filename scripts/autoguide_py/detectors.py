@@ -13,7 +13,7 @@ the resizing and normalization of NVlabs/edm2 calculate_metrics.py inside it:
 Why not EDM2's inception-2015-12-05.pkl: torch cannot pickle a ScriptModule (pickle.dumps
 raises), so a pickle that holds a network necessarily names Python classes that pickle.load
 constructs by running their code; NVIDIA's pickles carry that code as source embedded through
-torch_utils.persistence and exec it. A restricted unpickler (like safe_pickle's) can recover the
+torch_utils.persistence and exec it. A restricted unpickler (like edm2_unpickler's) can recover the
 tensors but not the network's forward(); rebuilding NVIDIA's port of the TF graph from tensors
 alone would be a re-implementation that cannot be checked against the original offline. So the
 .pkl is refused (nothing in it is run; the message names the first Python global it refers to),
@@ -43,9 +43,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .export import (EXPORTER, FORMAT_VERSION, METADATA_FILE, _describe, _mib, _Parser, _save_atomically,
-                     run_reporting_errors, sha256_file)
-from .safe_pickle import ExportError, _global_name, load_torch_checkpoint
+from .errors import ExportError
+from .export import (EXPORTER, FORMAT_VERSION, METADATA_FILE, CliParser, describe_names, format_mib,
+                     run_reporting_errors, save_model_file, sha256_file)
+from .restricted_unpickler import global_name
+from .zip_checkpoint import load_torch_checkpoint
 
 INCEPTION_URL = 'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt'
 DINOV2_HUB_REPO = 'facebookresearch/dinov2:main'
@@ -117,7 +119,7 @@ class _StopAtFirstGlobal(pickle.Unpickler):
     """Reads a pickle only up to its first reference to a Python global, which is reported, not imported."""
 
     def find_class(self, module, name):
-        raise _GlobalFound(_global_name(module, name))
+        raise _GlobalFound(global_name(module, name))
 
     def persistent_load(self, pid):
         raise _GlobalFound(None)
@@ -210,9 +212,9 @@ def _load_weights(net, path, model):
     wrong = [f'{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})'
              for k, v in expected.items() if k in state and state[k].shape != v.shape]
     if missing or unexpected or wrong:
-        parts = ([f'missing {_describe(missing, 4)}'] if missing else []) + \
-                ([f'unexpected {_describe(unexpected, 4)}'] if unexpected else []) + \
-                ([f'wrong shape {_describe(wrong, 2)}'] if wrong else [])
+        parts = ([f'missing {describe_names(missing, 4)}'] if missing else []) + \
+                ([f'unexpected {describe_names(unexpected, 4)}'] if unexpected else []) + \
+                ([f'wrong shape {describe_names(wrong, 2)}'] if wrong else [])
         raise ExportError(f"the weights in {name} do not fit {model}: {'; '.join(parts)}")
     net.load_state_dict(state)
 
@@ -333,7 +335,7 @@ def save_detector(detector, out_path, meta, probed=None):
                 if got.shape != w.shape or (got - w).abs().max() > 1e-5 * max(1.0, w.abs().max().item()):
                     raise RuntimeError('verification failed: the written detector differs from the module')
 
-    _save_atomically(detector, out_path, {METADATA_FILE: json.dumps(meta, indent=2)}, check=check)
+    save_model_file(detector, out_path, {METADATA_FILE: json.dumps(meta, indent=2)}, check=check)
     return meta
 
 
@@ -356,7 +358,7 @@ def _which(text):
 
 
 def main(argv=None):
-    parser = _Parser(
+    parser = CliParser(
         prog='export_detectors.py',
         description="Write EDM2's metric detectors as TorchScript files for autoguide ref/fid: inception.pt "
                     '(FID, Inception-v3) and dinov2.pt (FD_DINOv2, ViT-L/14), each mapping uint8 images [N,C,H,W] '
@@ -443,6 +445,6 @@ def main(argv=None):
         return status
     if not args.quiet:
         for out, meta in written:
-            print(f"exported {meta['name']} -> {out}: {_mib(os.path.getsize(out))}, {meta['feature_dim']} features",
-                  file=sys.stderr)
+            print(f"exported {meta['name']} -> {out}: {format_mib(os.path.getsize(out))}, "
+                  f"{meta['feature_dim']} features", file=sys.stderr)
     return 0

@@ -1,8 +1,8 @@
 """Export an EDM2 network to the TorchScript model file that autoguide's C++ side loads.
 
-Inputs: an official EDM2 pickle or raw training snapshot (read by safe_pickle, nothing in it
+Inputs: an official EDM2 pickle or raw training snapshot (read by edm2_unpickler, nothing in it
 executed), or an autoguide training checkpoint (a torch.save dict with 'config' and
-'state_dict', read with torch.load(weights_only=True)).
+'state_dict', read by zip_checkpoint as torch.load(weights_only=True) would read it).
 
 Output: a scripted `edm2.Precond` holding the raw weights in their stored dtype (prepare() is
 left to the loader, so the file is about the size of the weights), with the metadata in the
@@ -20,13 +20,16 @@ import os
 import re
 import reprlib
 import sys
-import tempfile
 
 import torch
 
 from . import __version__, edm2
-from .safe_pickle import (ARCHITECTURE_FIELDS, LEGACY_TORCH_SAVE, ExportError, extract_network, load_edm2_pickle,
-                          load_torch_checkpoint, shown)
+from .atomic_write import atomic_path
+from .edm2_checkpoint import ARCHITECTURE_FIELDS, extract_network
+from .edm2_unpickler import load_edm2_pickle
+from .errors import ExportError, shown
+from .legacy_storage import LEGACY_TORCH_SAVE
+from .zip_checkpoint import load_torch_checkpoint
 
 FORMAT_VERSION = 1
 EXPORTER = f'autoguide {__version__}'
@@ -39,7 +42,7 @@ _PRESET_FIXED = dict(img_resolution=64, channel_mult=[1, 2, 3, 4], num_blocks=3,
 _PRESET_FREE = ('model_channels', 'img_resolution', 'img_channels', 'label_dim', 'use_fp16', 'dropout')
 
 
-def _describe(names, limit=12):
+def describe_names(names, limit=12):
     names = [shown(n) for n in names]
     more = f' and {len(names) - limit} more' if len(names) > limit else ''
     return ', '.join(names[:limit]) + more
@@ -86,16 +89,16 @@ def _assign_weights(net, state_dict):
     if missing or unexpected:
         parts = []
         if missing:
-            parts.append(f'missing {_describe(missing)}')
+            parts.append(f'missing {describe_names(missing)}')
         if unexpected:
-            parts.append(f'unexpected {_describe(unexpected)}')
+            parts.append(f'unexpected {describe_names(unexpected)}')
         raise ExportError(f"the weights do not fit the architecture rebuilt from the file's config: "
                           f"{'; '.join(parts)}")
     wrong = [f'{k} {tuple(state_dict[k].shape)} (expected {tuple(v.shape)})'
              for k, v in expected.items() if tuple(state_dict[k].shape) != tuple(v.shape)]
     if wrong:
         raise ExportError(f"the weights do not fit the architecture rebuilt from the file's config: "
-                          f'{_describe(wrong, 4)}')
+                          f'{describe_names(wrong, 4)}')
     for name, tensor in state_dict.items():
         if not tensor.is_floating_point():
             raise ExportError(f'weight {name} is {tensor.dtype}, expected a floating-point tensor')
@@ -186,7 +189,7 @@ def _check_blocks(net, recorded):
     ours = {name: m for name, m in net.named_modules() if isinstance(m, edm2.Block)}
     if recorded and set(ours) != set(recorded):
         raise ExportError('the pickle\'s U-Net blocks differ from the rebuilt architecture: '
-                          f'{_describe(sorted(set(ours) ^ set(recorded)))}')
+                          f'{describe_names(sorted(set(ours) ^ set(recorded)))}')
     for name, attrs in recorded.items():
         block = ours[name]
         for key, value in attrs.items():
@@ -323,31 +326,28 @@ def _verify(net, path):
                            f'by up to {(want - got).abs().max().item():.3g}')
 
 
-def _save_atomically(scripted, out_path, extra_files, check=None):
-    # check(tmp_path) may inspect the written file and raise before it is put in place.
+def save_model_file(scripted, out_path, extra_files, check=None):
+    """torch.jit.save `scripted` with `extra_files` to out_path, which appears complete or not at all.
+
+    check(tmp_path) may inspect the written file and raise before it is put in place.
+    """
     out_path = os.path.abspath(out_path)
     folder = os.path.dirname(out_path)
     if os.path.isdir(out_path):
         raise ExportError(f'output path is a directory: {out_path}')
     if not os.path.isdir(folder):
         raise ExportError(f'output folder does not exist: {folder}')
+    created = False
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(out_path)}.', suffix='.tmp', dir=folder)
+        with atomic_path(out_path) as tmp:
+            created = True
+            torch.jit.save(scripted, tmp, _extra_files=extra_files)
+            if check is not None:
+                check(tmp)
     except OSError as e:
+        if created:
+            raise
         raise ExportError(f'cannot write to {folder}: {e.strerror}') from None
-    os.close(fd)
-    try:
-        torch.jit.save(scripted, tmp, _extra_files=extra_files)
-        if check is not None:
-            check(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def export_precond(net, out_path, meta_overrides=None, verify=False):
@@ -394,8 +394,8 @@ def export_precond(net, out_path, meta_overrides=None, verify=False):
 
     scripted = torch.jit.script(net.eval())
     _blank_prepared(scripted)
-    _save_atomically(scripted, out_path, {METADATA_FILE: json.dumps(meta, indent=2)},
-                     check=(lambda tmp: _verify(net, tmp)) if verify else None)
+    save_model_file(scripted, out_path, {METADATA_FILE: json.dumps(meta, indent=2)},
+                    check=(lambda tmp: _verify(net, tmp)) if verify else None)
     return dict(meta)
 
 
@@ -410,13 +410,13 @@ def read_metadata(path):
 # Command line.
 
 
-class _Parser(argparse.ArgumentParser):
+class CliParser(argparse.ArgumentParser):
     def error(self, message):
         print(f'error: {message} (see --help)', file=sys.stderr)
         sys.exit(2)
 
 
-def _mib(n):
+def format_mib(n):
     return f'{n / (1 << 20):.1f} MiB'
 
 
@@ -437,7 +437,7 @@ def run_reporting_errors(body):
 
 
 def main(argv=None):
-    parser = _Parser(
+    parser = CliParser(
         prog='export_edm2.py',
         description='Convert an EDM2 network pickle (official release or raw training snapshot) or an '
                     'autoguide training checkpoint to the TorchScript model file autoguide samples with. '
@@ -479,7 +479,7 @@ def main(argv=None):
         enc = meta['encoder']
         enc_text = 'rgb' if enc['type'] == 'rgb' else f"vae ({enc.get('vae_name')})"
         size = f", size {meta['model_size']}" if meta['model_size'] else ''
-        print(f"exported {os.path.basename(args.input)} -> {args.output}: {_mib(os.path.getsize(args.output))}, "
+        print(f"exported {os.path.basename(args.input)} -> {args.output}: {format_mib(os.path.getsize(args.output))}, "
               f"{meta['param_count']:,} parameters, label_dim {meta['label_dim']}{size}, encoder {enc_text}",
               file=sys.stderr)
     return 0

@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from .safe_pickle import ExportError, shown
+from .errors import ExportError, shown
 
 DTYPES = {'F32': torch.float32, 'F16': torch.float16, 'BF16': torch.bfloat16}
 _HEADER_LIMIT = 100 << 20  # no real header is anywhere near this; a bigger one is not a safetensors file

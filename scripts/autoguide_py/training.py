@@ -11,12 +11,12 @@
 """
 
 import math
-import os
 import time
 
 import torch
 
 from . import edm2
+from .atomic_write import atomic_path
 from .phema import PowerFunctionEMA
 
 
@@ -106,6 +106,5 @@ def save_checkpoint(path, net, *, nimg=None, ema_std=None, encoder=None, extra=N
                 kimg=None if nimg is None else nimg // 1000, nimg=nimg, ema_std=ema_std,
                 encoder=encoder or {'type': 'rgb'})
     ckpt.update(extra or {})
-    tmp = path + '.tmp'
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)

@@ -24,10 +24,11 @@ from typing import List
 import torch
 from torch import Tensor
 
-from .export import (EXPORTER, FORMAT_VERSION, METADATA_FILE, _describe, _mib, _Parser, _save_atomically,
-                     run_reporting_errors, sha256_file)
-from .safe_pickle import ExportError, load_torch_checkpoint
+from .errors import ExportError
+from .export import (EXPORTER, FORMAT_VERSION, METADATA_FILE, CliParser, describe_names, format_mib,
+                     run_reporting_errors, save_model_file, sha256_file)
 from .safetensors import is_safetensors, load_safetensors
+from .zip_checkpoint import load_torch_checkpoint
 
 # stabilityai/sd-vae-ft-mse config.json (and CompVis kl-f8: ch 128, ch_mult 1,2,4,4, num_res_blocks 2).
 SD_VAE = dict(latent_channels=4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
@@ -237,7 +238,8 @@ def convert_state_dict(tensors):
             duplicates.append(key)
         out[new] = t
     if duplicates:
-        raise ExportError(f'the file holds some decoder weights twice under different names: {_describe(duplicates)}')
+        raise ExportError(f'the file holds some decoder weights twice under different names: '
+                          f'{describe_names(duplicates)}')
     return out, scheme
 
 
@@ -277,7 +279,7 @@ def read_weights(path):
         raise ExportError(f'{name} holds no state dict of tensors')
     wrong = [k for k, v in data.items() if not isinstance(v, torch.Tensor)]
     if wrong:
-        raise ExportError(f'{name}: entries that are not tensors: {_describe(map(str, wrong))}')
+        raise ExportError(f'{name}: entries that are not tensors: {describe_names(map(str, wrong))}')
     return collections.OrderedDict(data)
 
 
@@ -298,16 +300,16 @@ def load_vae(path, config=None):
     missing = [k for k in expected if k not in state_dict]
     unknown = [k for k in state_dict if k not in expected]
     if missing or unknown:
-        parts = ([f'missing {_describe(missing)}'] if missing else []) + \
-                ([f'unknown {_describe(unknown)}'] if unknown else [])
+        parts = ([f'missing {describe_names(missing)}'] if missing else []) + \
+                ([f'unknown {describe_names(unknown)}'] if unknown else [])
         raise ExportError(f"{name} is not an SD VAE ({scheme} names) that this decoder can load: {'; '.join(parts)}")
     wrong = [f'{k} {tuple(state_dict[k].shape)} (expected {tuple(v.shape)})'
              for k, v in expected.items() if tuple(state_dict[k].shape) != tuple(v.shape)]
     if wrong:
-        raise ExportError(f'{name}: weights of the wrong shape: {_describe(wrong, 4)}')
+        raise ExportError(f'{name}: weights of the wrong shape: {describe_names(wrong, 4)}')
     bad = [k for k, t in state_dict.items() if not t.is_floating_point()]
     if bad:
-        raise ExportError(f'{name}: weights that are not floating point: {_describe(bad)}')
+        raise ExportError(f'{name}: weights that are not floating point: {describe_names(bad)}')
     # Widening F16/BF16 to float32 is exact, and float32 is what EDM2 decodes in.
     vae.load_state_dict({k: t.float() for k, t in state_dict.items()})
     return vae.eval().requires_grad_(False), scheme
@@ -348,8 +350,8 @@ def export_vae(vae, out_path, meta_overrides=None, verify=False):
             raise ValueError(f'unknown metadata field {key!r}')
         meta[key] = value
     scripted = torch.jit.script(vae)
-    _save_atomically(scripted, out_path, {METADATA_FILE: json.dumps(meta, indent=2)},
-                     check=(lambda tmp: _verify(vae, tmp)) if verify else None)
+    save_model_file(scripted, out_path, {METADATA_FILE: json.dumps(meta, indent=2)},
+                    check=(lambda tmp: _verify(vae, tmp)) if verify else None)
     return dict(meta)
 
 
@@ -368,7 +370,7 @@ def _verify(vae, path):
 
 
 def main(argv=None):
-    parser = _Parser(
+    parser = CliParser(
         prog='export_vae.py',
         description='Convert the Stable Diffusion VAE (stabilityai/sd-vae-ft-mse) to the TorchScript decoder that '
                     'autoguide decodes EDM2 ImageNet-512 latents with. Reads diffusers diffusion_pytorch_model'
@@ -395,6 +397,6 @@ def main(argv=None):
     scheme, meta = result
     if not args.quiet:
         print(f"exported {os.path.basename(args.input)} ({scheme} names) -> {args.output}: "
-              f"{_mib(os.path.getsize(args.output))}, {meta['param_count']:,} parameters, "
+              f"{format_mib(os.path.getsize(args.output))}, {meta['param_count']:,} parameters, "
               f"{meta['latent_channels']} latent channels, {meta['scale_factor']}x upsampling", file=sys.stderr)
     return 0

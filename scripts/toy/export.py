@@ -13,7 +13,7 @@ import torch
 
 # The model-file conventions (metadata name, format version, atomic saving) are the EDM2 exporter's.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from autoguide_py.export import EXPORTER, FORMAT_VERSION, METADATA_FILE, _save_atomically, sha256_file  # noqa: E402,F401
+from autoguide_py.export import EXPORTER, FORMAT_VERSION, METADATA_FILE, save_model_file, sha256_file  # noqa: E402,F401
 
 
 def weights_sha256(net):
@@ -54,5 +54,5 @@ def export(net, path, training):
     scripted = torch.jit.script(net)
     meta = json.dumps(metadata(net, training), indent=1, sort_keys=True)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    _save_atomically(scripted, path, {METADATA_FILE: meta})
+    save_model_file(scripted, path, {METADATA_FILE: meta})
 

@@ -19,8 +19,8 @@ from typing import Callable, Optional, Tuple
 
 import torch
 
-import autoguide_py.edm2_pickle as writer
-from autoguide_py.edm2_pickle import G, NewObj, Persistent, Reduce
+import edm2_pickle_writer as writer
+from edm2_pickle_writer import G, NewObj, Persistent, Reduce
 
 P = pickle  # opcode constants
 
@@ -81,7 +81,7 @@ def _stack_global(module, name):
 
 
 # ----------------------------------------------------------------------------
-# EDM2 pickles (the restricted unpickler of safe_pickle.py).
+# EDM2 pickles (the restricted unpickler of edm2_unpickler.py).
 
 
 def _reduce_os_system(marker):
@@ -135,7 +135,7 @@ def _storage_blob(numel, data, location='cpu'):
                                                   'type_sizes': {'short': 2, 'int': 4, 'long': 4}}):
         pickle.dump(header, out, protocol=2)
     record = ('storage', G('torch', 'FloatStorage'), 'k', location, numel, None)
-    writer._Pickler(out, protocol=2).dump(Persistent(record))
+    writer.Pickler(out, protocol=2).dump(Persistent(record))
     pickle.dump(['k'], out, protocol=2)
     out.write(struct.pack('<q', numel) + data)
     return writer.dumps({'t': Reduce(G('torch.storage', '_load_from_bytes'), (out.getvalue(),))})

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from attack_corpus import ATTACKS
-from autoguide_py import safe_pickle
-from autoguide_py.safe_pickle import ExportError, load_edm2_pickle
+from autoguide_py.edm2_unpickler import EDM2Unpickler, EasyDict, load_edm2_pickle
+from autoguide_py.errors import ExportError
 
 HERE = Path(__file__).resolve().parent
 
@@ -60,10 +60,11 @@ def test_payload_runs_under_a_stock_loader(attack, tmp_path):
 
 def test_refused_build_leaves_the_readers_own_classes_and_functions_alone(tmp_path):
     attacks = {a.name: a for a in ATTACKS}
-    before = (dict(vars(safe_pickle.EasyDict)), safe_pickle._rebuild_tensor_v2.__defaults__)
+    rebuild_tensor_v2 = EDM2Unpickler.GLOBALS[('torch._utils', '_rebuild_tensor_v2')]
+    before = (dict(vars(EasyDict)), rebuild_tensor_v2.__defaults__)
     for name in ('build_on_reader_class', 'build_on_reader_function'):
         path = tmp_path / f'{name}.pkl'
         path.write_bytes(attacks[name].make(str(tmp_path / 'MARKER')))
         with pytest.raises(ExportError, match='BUILD'):
             load_edm2_pickle(str(path))
-    assert (dict(vars(safe_pickle.EasyDict)), safe_pickle._rebuild_tensor_v2.__defaults__) == before
+    assert (dict(vars(EasyDict)), rebuild_tensor_v2.__defaults__) == before

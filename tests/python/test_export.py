@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 import torch
+import edm2_pickle_writer as writer
 from conftest import TINY_COND, TINY_UNCOND, inputs, make_net, run_export_cli
 
-import autoguide_py.edm2_pickle as writer
 from autoguide_py import edm2, export
 
 SIGMAS = [0.002, 1.0, 80.0]

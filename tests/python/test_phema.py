@@ -10,12 +10,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+import edm2_pickle_writer as writer
 from conftest import ROOT, TINY_UNCOND, make_net
 from scipy import integrate, optimize
 
-import autoguide_py.edm2_pickle as writer
 from autoguide_py import phema, training
-from autoguide_py.safe_pickle import load_torch_checkpoint
+from autoguide_py.zip_checkpoint import load_torch_checkpoint
 
 PHEMA = ROOT / 'scripts' / 'phema.py'
 

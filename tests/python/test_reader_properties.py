@@ -22,9 +22,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import autoguide_py.edm2_pickle as writer
-from autoguide_py.safe_pickle import ExportError, extract_network, load_edm2_pickle, load_torch_checkpoint
+from autoguide_py.edm2_checkpoint import extract_network
+from autoguide_py.edm2_unpickler import load_edm2_pickle
+from autoguide_py.errors import ExportError
 from autoguide_py.safetensors import load_safetensors
+from autoguide_py.zip_checkpoint import load_torch_checkpoint
+import edm2_pickle_writer as writer
 from conftest import TINY_UNCOND, make_net
 
 EXAMPLES = int(os.environ.get('AUTOGUIDE_PROPERTY_EXAMPLES', '60'))

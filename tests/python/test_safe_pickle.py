@@ -10,12 +10,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+import edm2_pickle_writer as writer
 from conftest import TINY_COND, TINY_UNCOND, make_net
 
-import autoguide_py.edm2_pickle as writer
+from autoguide_py.edm2_checkpoint import extract_network
+from autoguide_py.edm2_unpickler import EDM2Unpickler, PersistentObject, load_edm2_pickle
+from autoguide_py.errors import ExportError
 from autoguide_py.export import load_network
-from autoguide_py.safe_pickle import (ExportError, PersistentObject, _EDM2Unpickler, extract_network,
-                                      load_edm2_pickle)
 
 # The globals of a pickle written by NVlabs/edm2's training loop (seen in one made by its own code).
 EDM2_GLOBALS = {
@@ -108,7 +109,7 @@ def test_tensors_pickled_by_torch_itself():
     cases = [base.half(), base.half()[1:4, 2:], base.t().contiguous().bfloat16(), base.half().t(),
              torch.nn.Parameter(base.clone(), requires_grad=False), torch.zeros(0, 3)]
     for tensor in cases:
-        got = _EDM2Unpickler(io.BytesIO(pickle.dumps(tensor, protocol=4))).load()
+        got = EDM2Unpickler(io.BytesIO(pickle.dumps(tensor, protocol=4))).load()
         assert got.dtype == tensor.dtype and got.shape == tensor.shape
         assert torch.equal(got, tensor.detach())
 
@@ -229,7 +230,7 @@ def test_corrupt_tensor_blob_is_reported(tmp_path):
 
 
 def test_torch_checkpoints_load_as_torch_would(tmp_path):
-    from autoguide_py.safe_pickle import load_torch_checkpoint
+    from autoguide_py.zip_checkpoint import load_torch_checkpoint
     t = torch.randn(3, 4)
     ckpt = {'config': {'sigma_data': 0.5, 'channel_mult': [1, 2], 'clip_act': None, 'name': 'demo'},
             'state_dict': collections.OrderedDict(w=t.half(), v=t[:, 1:], p=torch.nn.Parameter(t.clone())),

@@ -1,4 +1,4 @@
-"""Write pickles in the on-disk format of NVlabs/edm2, without EDM2's code (tests and benchmarks).
+"""Write pickles in the on-disk format of NVlabs/edm2, without EDM2's code (tests and scripts/bench_generate.py).
 
 EDM2's training loop does `pickle.dump(EasyDict(encoder=..., dataset_kwargs=..., loss_fn=...,
 ema=net_fp16), f)` with the default protocol (4), where the networks, encoder and loss are
@@ -70,7 +70,7 @@ class Persistent:
         self.pid = pid
 
 
-class _Pickler(pickle._Pickler):
+class Pickler(pickle._Pickler):
     dispatch = dict(pickle._Pickler.dispatch)
 
     def persistent_id(self, obj):
@@ -112,7 +112,7 @@ class _Pickler(pickle._Pickler):
 
 def dumps(obj, protocol=4):
     buf = io.BytesIO()
-    _Pickler(buf, protocol=protocol).dump(obj)
+    Pickler(buf, protocol=protocol).dump(obj)
     return buf.getvalue()
 
 
@@ -130,7 +130,7 @@ def legacy_storage_bytes(tensor, key='94371024012032', inner_global=None):
                    {'protocol_version': 1001, 'little_endian': True,
                     'type_sizes': {'short': 2, 'int': 4, 'long': 4}}):
         pickle.dump(header, out, protocol=2)
-    _Pickler(out, protocol=2).dump(Persistent(('storage', storage_class, key, 'cpu', flat.numel(), None)))
+    Pickler(out, protocol=2).dump(Persistent(('storage', storage_class, key, 'cpu', flat.numel(), None)))
     pickle.dump([key], out, protocol=2)
     out.write(struct.pack('<q', flat.numel()))
     raw = flat.view(torch.int16) if flat.dtype in (torch.float16, torch.bfloat16) else flat
