@@ -1,4 +1,4 @@
-#include "autoguide/image_output.hpp"
+#include "image_output.hpp"
 
 #include <cmath>
 #include <cstdio>

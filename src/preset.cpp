@@ -10,7 +10,7 @@
 
 #include "autoguide/error.hpp"
 #include "autoguide/guidance.hpp"
-#include "autoguide/json_input.hpp"
+#include "json_input.hpp"
 
 namespace fs = std::filesystem;
 

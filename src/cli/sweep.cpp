@@ -8,9 +8,9 @@
 #include <set>
 #include <sstream>
 
-#include "autoguide/atomic_file.hpp"
+#include "atomic_file.hpp"
 #include "autoguide/error.hpp"
-#include "autoguide/plot.hpp"
+#include "plot.hpp"
 #include "autoguide/png.hpp"
 #include "commands.hpp"
 #include "autoguide/preset.hpp"

@@ -8,10 +8,10 @@
 
 #include "autoguide/decoder.hpp"
 #include "autoguide/error.hpp"
-#include "autoguide/json_input.hpp"
+#include "json_input.hpp"
 #include "autoguide/model.hpp"
-#include "autoguide/npy.hpp"
-#include "autoguide/npz.hpp"
+#include "npy.hpp"
+#include "npz.hpp"
 #include "autoguide/png.hpp"
 #include "autoguide/preset.hpp"
 #include "autoguide/schedule.hpp"

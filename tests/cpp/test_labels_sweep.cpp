@@ -3,9 +3,9 @@
 
 #include "autoguide/error.hpp"
 #include "autoguide/grid.hpp"
-#include "autoguide/plot.hpp"
+#include "plot.hpp"
 #include "autoguide/sweep.hpp"
-#include "autoguide/text.hpp"
+#include "text.hpp"
 
 using namespace autoguide;
 

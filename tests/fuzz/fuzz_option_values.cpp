@@ -6,7 +6,7 @@
 #include <string>
 
 #include "autoguide/error.hpp"
-#include "autoguide/float32_range.hpp"
+#include "float32_range.hpp"
 #include "autoguide/schedule.hpp"
 #include "autoguide/sweep.hpp"
 #include "fuzz_target.hpp"
