@@ -14,6 +14,7 @@
 #include "autoguide/png.hpp"
 #include "commands.hpp"
 #include "autoguide/preset.hpp"
+#include "autoguide/version.hpp"
 #include "fd_options.hpp"
 #include "nets.hpp"
 #include "rows.hpp"
@@ -212,7 +213,8 @@ void write_results(const SweepOptions& o, const SweepNets& chosen, const std::ve
                             {"dtype", to_string(rows.front().setting.nets.main->precision())},
                             {"fast", rows.front().setting.nets.main->fast()},
                             {"settings", settings_json},
-                            {"tool", "autoguide " AUTOGUIDE_VERSION}};
+                            {"tool", "autoguide " AUTOGUIDE_VERSION},
+                            {"commit", git_commit()}};
   if (decoder.vae()) results["vae"] = decoder.vae()->path(), results["vae_dtype"] = to_string(decoder.vae()->precision());
   if (!o.preset.empty()) results["preset"] = o.preset;
   if (spaces.size() == 1) results["detector"] = o.fd.detectors[0], results["ref"] = o.fd.refs[0];
