@@ -8,6 +8,6 @@ if [ "${1:-}" = "--cli" ]; then
   TARGET=(--target autoguide)
   shift
 fi
-PY=$(scripts/find_python.sh)
+PY=$(scripts/dev/find_python.sh)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DAUTOGUIDE_PYTHON="$PY" "$@" >/dev/null
 cmake --build build -j"$(nproc)" "${TARGET[@]}"

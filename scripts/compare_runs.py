@@ -11,7 +11,8 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)),  # autoguide_py
+                os.path.join(os.path.dirname(os.path.abspath(__file__)), 'experiments')]  # demo_spaces
 from autoguide_py.pyenv import ensure_torch  # noqa: E402
 
 ensure_torch()

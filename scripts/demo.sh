@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: install what is missing, build the CLI, and compare no guidance, CFG and autoguidance on
-# the embedded demo models (models/demo: EDM2 networks trained on Fashion-MNIST by scripts/train_demo.py).
+# the embedded demo models (models/demo: EDM2 networks trained on Fashion-MNIST by scripts/experiments/train_demo.py).
 # Writes out/demo/compare.png (one labelled row per preset of configs/demo.json, 8 seeds) and prints the FD of
 # each row in two feature spaces: the demo classifier's (fd[detector], this data set's FID) and an
 # autoencoder's (fd[encoder]), as the paper reports FD_DINOv2 beside FID. Each guided preset has the weight

@@ -69,7 +69,7 @@ EOF
 downloads="$models/downloads"
 if [ $dry_run -eq 0 ]; then
   mkdir -p "$models" "$downloads" || die "cannot create $models"
-  PY=$("$ROOT/scripts/find_python.sh") || exit 2
+  PY=$("$ROOT/scripts/dev/find_python.sh") || exit 2
   if command -v curl >/dev/null 2>&1; then
     fetch() { curl -fL --retry 3 -C - -o "$2" "$1"; }
   elif command -v wget >/dev/null 2>&1; then

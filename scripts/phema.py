@@ -3,7 +3,7 @@
 
     scripts/phema.py --indir SNAPSHOTS --outstd 0.05,0.075,0.1 --outdir OUT [--outkimg K]
 
-Inputs are the snapshots a training run saved, named <prefix>-<kimg>-<std>.pt (scripts/train_demo.py)
+Inputs are the snapshots a training run saved, named <prefix>-<kimg>-<std>.pt (scripts/experiments/train_demo.py)
 or <prefix>-<kimg>-<std>.pkl (EDM2's raw snapshots, read without running any code in them). Each
 output is an autoguide checkpoint <outprefix>-<kimg>-<std>.pt that scripts/export_edm2.py converts.
 Exit status: 0 success, 2 bad input (one `error:` line on stderr), 1 unexpected failure.

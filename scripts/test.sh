@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh
-PY=$(scripts/find_python.sh)
+PY=$(scripts/dev/find_python.sh)
 (cd build && ctest --output-on-failure -j"$(nproc)")
 AUTOGUIDE_BIN="$PWD/build/autoguide" "$PY" -m pytest tests/python -q -p no:cacheprovider
-scripts/sanitize.sh
+scripts/dev/sanitize.sh

@@ -1,4 +1,4 @@
-#include "autoguide/atomic_file.hpp"
+#include "atomic_file.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>

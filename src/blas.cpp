@@ -1,4 +1,4 @@
-#include "autoguide/blas.hpp"
+#include "blas.hpp"
 
 #include <filesystem>
 #include <fstream>

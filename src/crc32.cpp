@@ -1,4 +1,4 @@
-#include "autoguide/crc32.hpp"
+#include "crc32.hpp"
 
 #include <array>
 

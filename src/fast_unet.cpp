@@ -1,9 +1,9 @@
-#include "autoguide/fast_unet.hpp"
+#include "fast_unet.hpp"
 
 #include <cmath>
 #include <optional>
 
-#include "autoguide/blas.hpp"
+#include "blas.hpp"
 #include "autoguide/error.hpp"
 
 namespace autoguide {

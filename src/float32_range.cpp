@@ -1,4 +1,4 @@
-#include "autoguide/float32_range.hpp"
+#include "float32_range.hpp"
 
 #include <cmath>
 #include <cstdio>

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "autoguide/text.hpp"
+#include "text.hpp"
 
 namespace autoguide {
 

@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "autoguide/error.hpp"
-#include "autoguide/float32_range.hpp"
+#include "float32_range.hpp"
 
 namespace autoguide {
 

@@ -1,10 +1,11 @@
-#include "autoguide/image_output.hpp"
+#include "image_output.hpp"
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 
 #include "autoguide/png.hpp"
+#include "autoguide/version.hpp"
 
 namespace fs = std::filesystem;
 
@@ -45,7 +46,8 @@ nlohmann::json sample_parameters(const GenerateRequest& req, const Nets& nets, G
                       {"S_noise", s.S_noise},
                       {"net", fs::path(net.path()).filename().string()},
                       {"net_sha256", short_hash(net.file_sha256())},
-                      {"tool", "autoguide " AUTOGUIDE_VERSION}};
+                      {"tool", "autoguide " AUTOGUIDE_VERSION},
+                      {"commit", git_commit()}};
   if (nets.guide && mode != GuidanceMode::None) {
     j["gnet"] = fs::path(nets.guide->path()).filename().string();
     j["gnet_sha256"] = short_hash(nets.guide->file_sha256());

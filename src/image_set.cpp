@@ -7,7 +7,7 @@
 
 #include "autoguide/decoder.hpp"
 #include "autoguide/error.hpp"
-#include "autoguide/npy.hpp"
+#include "npy.hpp"
 #include "autoguide/png.hpp"
 
 namespace fs = std::filesystem;

@@ -1,4 +1,4 @@
-#include "autoguide/json_input.hpp"
+#include "json_input.hpp"
 
 #include <limits>
 

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "autoguide/error.hpp"
-#include "autoguide/npz.hpp"
+#include "npz.hpp"
 
 namespace autoguide {
 

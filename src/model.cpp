@@ -8,9 +8,10 @@
 #include <filesystem>
 
 #include "autoguide/error.hpp"
-#include "autoguide/float32_range.hpp"
-#include "autoguide/json_input.hpp"
-#include "autoguide/sha256.hpp"
+#include "fast_unet.hpp"
+#include "float32_range.hpp"
+#include "json_input.hpp"
+#include "sha256.hpp"
 
 namespace autoguide {
 

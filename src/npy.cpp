@@ -1,4 +1,4 @@
-#include "autoguide/npy.hpp"
+#include "npy.hpp"
 
 #include <cstring>
 #include <filesystem>
@@ -6,7 +6,7 @@
 #include <iterator>
 #include <optional>
 
-#include "autoguide/atomic_file.hpp"
+#include "atomic_file.hpp"
 #include "autoguide/error.hpp"
 
 namespace autoguide {

@@ -1,13 +1,13 @@
-#include "autoguide/npz.hpp"
+#include "npz.hpp"
 
 #include <fstream>
 #include <iterator>
 #include <limits>
 
-#include "autoguide/atomic_file.hpp"
-#include "autoguide/crc32.hpp"
+#include "atomic_file.hpp"
+#include "crc32.hpp"
 #include "autoguide/error.hpp"
-#include "autoguide/npy.hpp"
+#include "npy.hpp"
 
 namespace autoguide {
 

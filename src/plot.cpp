@@ -1,4 +1,4 @@
-#include "autoguide/plot.hpp"
+#include "plot.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "autoguide/error.hpp"
-#include "autoguide/text.hpp"
+#include "text.hpp"
 
 namespace autoguide {
 

@@ -7,8 +7,8 @@
 #include <iterator>
 #include <limits>
 
-#include "autoguide/atomic_file.hpp"
-#include "autoguide/crc32.hpp"
+#include "atomic_file.hpp"
+#include "crc32.hpp"
 #include "autoguide/error.hpp"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION

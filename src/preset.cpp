@@ -10,7 +10,7 @@
 
 #include "autoguide/error.hpp"
 #include "autoguide/guidance.hpp"
-#include "autoguide/json_input.hpp"
+#include "json_input.hpp"
 
 namespace fs = std::filesystem;
 
@@ -28,12 +28,12 @@ std::string exe_dir() {
 
 std::vector<std::string> config_dirs() {
   std::vector<std::string> dirs;
-  if (const char* env = std::getenv("AUTOGUIDE_CONFIGS")) dirs.push_back(env);
-  dirs.push_back("configs");
-  if (auto d = exe_dir(); !d.empty()) dirs.push_back((fs::path(d) / ".." / "configs").string());
-#ifdef AUTOGUIDE_SOURCE_DIR
-  dirs.push_back(std::string(AUTOGUIDE_SOURCE_DIR) + "/configs");
-#endif
+  if (const char* env = std::getenv("AUTOGUIDE_CONFIGS"); env && *env) return {env};  // set: the only one
+  if (auto d = exe_dir(); !d.empty()) {
+    const fs::path exe(d);
+    dirs.push_back((exe / ".." / "share" / "autoguide" / "configs").lexically_normal().string());  // installed
+    dirs.push_back((exe / ".." / "configs").lexically_normal().string());  // build/autoguide in a source tree
+  }
   return dirs;
 }
 

@@ -1,4 +1,4 @@
-#include "autoguide/rank_stats.hpp"
+#include "rank_stats.hpp"
 
 namespace autoguide {
 

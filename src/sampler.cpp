@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "autoguide/error.hpp"
-#include "autoguide/float32_range.hpp"
+#include "float32_range.hpp"
 
 namespace autoguide {
 

@@ -1,5 +1,5 @@
 // FIPS 180-4 SHA-256; small enough not to justify a crypto dependency.
-#include "autoguide/sha256.hpp"
+#include "sha256.hpp"
 
 #include <array>
 #include <cstdint>

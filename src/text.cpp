@@ -1,4 +1,4 @@
-#include "autoguide/text.hpp"
+#include "text.hpp"
 
 #include <algorithm>
 #include <vector>

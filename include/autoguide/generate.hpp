@@ -8,7 +8,7 @@
 
 #include "autoguide/guidance.hpp"
 #include "autoguide/model.hpp"
-#include "autoguide/pixels.hpp"
+#include "autoguide/decoder.hpp"
 #include "autoguide/rank_split.hpp"
 #include "autoguide/sampler.hpp"
 

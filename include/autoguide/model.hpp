@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "autoguide/fast_unet.hpp"
-
 namespace autoguide {
+
+class FastUNet;  // the native U-Net of --fast (src/fast_unet.hpp, private)
 
 // How network outputs become pixels (EDM2's StandardRGBEncoder or StabilityVAEEncoder).
 struct EncoderInfo {

@@ -16,7 +16,9 @@ struct Preset {
   std::string source;       // the config file it came from
 };
 
-// Folders searched for presets: $AUTOGUIDE_CONFIGS, ./configs, <exe>/../configs, the source tree's configs/.
+// Folders searched for presets, the first that exists wins: $AUTOGUIDE_CONFIGS alone when set; else the
+// installed presets next to the executable (<exe_dir>/../share/autoguide/configs), then a source tree's
+// configs/ seen from its build folder (<exe_dir>/../configs). The working directory is never searched.
 std::vector<std::string> config_dirs();
 
 // The presets of one config file's text, in entry order (`source` names the file in messages). A file without

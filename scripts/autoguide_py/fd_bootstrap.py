@@ -7,7 +7,7 @@ Tibshirani 1993, Sec. 13.2). The percentile interval is no use here: a resample 
 vectors, which shrinks its covariance, and in 64 or 128 dimensions that raises its FD far more than the
 spread: in the demo's encoder space at N = 500 (docs/experiments.md) every resampled FD lay above the estimate, and the percentile
 interval of a simulated 64-D case never covered the expected FD. The normal interval covered it every time and is conservative: its
-se was 1.85x the real standard deviation there (scripts/fd_interval_check.py).
+se was 1.85x the real standard deviation there (scripts/experiments/fd_interval_check.py).
 
 Settings sampled from the same seeds are compared by `bootstrap_fd_difference`: the same resampled seeds for
 both, so the shared part of their sampling noise cancels.

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <iostream>
 
-#include "autoguide/atomic_file.hpp"
+#include "atomic_file.hpp"
 #include "autoguide/error.hpp"
 #include "autoguide/format.hpp"
 #include "autoguide/png.hpp"

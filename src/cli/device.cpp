@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <thread>
 
-#include "autoguide/blas.hpp"
+#include "blas.hpp"
 #include "autoguide/error.hpp"
 #include "autoguide/launch.hpp"
 

@@ -3,8 +3,8 @@
 #include <filesystem>
 
 #include "autoguide/error.hpp"
-#include "autoguide/npy.hpp"
-#include "autoguide/rank_stats.hpp"
+#include "npy.hpp"
+#include "rank_stats.hpp"
 #include "progress.hpp"
 
 namespace autoguide::cli {

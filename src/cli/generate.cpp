@@ -4,13 +4,13 @@
 #include <iostream>
 #include <map>
 
-#include "autoguide/atomic_file.hpp"
+#include "atomic_file.hpp"
 #include "autoguide/error.hpp"
 #include "autoguide/format.hpp"
 #include "autoguide/generate.hpp"
 #include "autoguide/grid.hpp"
-#include "autoguide/image_output.hpp"
-#include "autoguide/npy.hpp"
+#include "image_output.hpp"
+#include "npy.hpp"
 #include "autoguide/png.hpp"
 #include "autoguide/preset.hpp"
 #include "commands.hpp"

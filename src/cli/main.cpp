@@ -6,6 +6,7 @@
 
 #include "autoguide/error.hpp"
 #include "autoguide/format.hpp"
+#include "autoguide/version.hpp"
 #include "commands.hpp"
 #include "options.hpp"
 
@@ -21,7 +22,7 @@ int fail(int code, const std::string& message) {
 int main(int argc, char** argv) {
   CLI::App app{"autoguide " AUTOGUIDE_VERSION
                ": sample EDM2 diffusion networks with autoguidance or classifier-free guidance"};
-  app.set_version_flag("--version", "autoguide " AUTOGUIDE_VERSION);
+  app.set_version_flag("--version", [] { return autoguide::build_info(); });
   app.require_subcommand(1);
   autoguide::cli::add_generate(app);
   autoguide::cli::add_info(app);

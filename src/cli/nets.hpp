@@ -9,7 +9,6 @@
 
 #include "autoguide/decoder.hpp"
 #include "autoguide/model.hpp"
-#include "autoguide/pixels.hpp"
 #include "sampling_options.hpp"
 
 namespace autoguide::cli {

@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "autoguide/atomic_file.hpp"
+#include "atomic_file.hpp"
 #include "autoguide/error.hpp"
 #include "options.hpp"
 

@@ -2,9 +2,9 @@
 #include <cstdio>
 #include <iostream>
 
-#include "autoguide/atomic_file.hpp"
+#include "atomic_file.hpp"
 #include "autoguide/error.hpp"
-#include "autoguide/npy.hpp"
+#include "npy.hpp"
 #include "commands.hpp"
 #include "device.hpp"
 #include "options.hpp"

@@ -7,7 +7,7 @@
 
 #include "autoguide/error.hpp"
 #include "autoguide/grid.hpp"
-#include "autoguide/image_output.hpp"
+#include "image_output.hpp"
 #include "features.hpp"
 #include "progress.hpp"
 #include "sampling_options.hpp"

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "autoguide/pixels.hpp"
+#include "autoguide/decoder.hpp"
 #include "autoguide/sweep.hpp"
 #include "fd_options.hpp"
 #include "ranks.hpp"

@@ -8,13 +8,14 @@
 #include <set>
 #include <sstream>
 
-#include "autoguide/atomic_file.hpp"
+#include "atomic_file.hpp"
 #include "autoguide/error.hpp"
 #include "autoguide/format.hpp"
-#include "autoguide/plot.hpp"
+#include "plot.hpp"
 #include "autoguide/png.hpp"
 #include "commands.hpp"
 #include "autoguide/preset.hpp"
+#include "autoguide/version.hpp"
 #include "fd_options.hpp"
 #include "nets.hpp"
 #include "rows.hpp"
@@ -189,7 +190,8 @@ void write_results(const Params& o, const SweepNets& chosen, const std::vector<R
                             {"dtype", to_string(rows.front().setting.nets.main->precision())},
                             {"fast", rows.front().setting.nets.main->fast()},
                             {"settings", settings_json},
-                            {"tool", "autoguide " AUTOGUIDE_VERSION}};
+                            {"tool", "autoguide " AUTOGUIDE_VERSION},
+                            {"commit", git_commit()}};
   if (decoder.vae()) results["vae"] = decoder.vae()->path(), results["vae_dtype"] = to_string(decoder.vae()->precision());
   if (!o.presets.empty()) results["preset"] = o.presets.front();
   if (spaces.size() == 1) results["detector"] = o.detectors[0], results["ref"] = o.refs[0];

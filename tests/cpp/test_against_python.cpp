@@ -9,7 +9,7 @@
 #include "fixtures.hpp"
 #include "autoguide/guidance.hpp"
 #include "autoguide/model.hpp"
-#include "autoguide/npy.hpp"
+#include "npy.hpp"
 #include "autoguide/schedule.hpp"
 #include "autoguide/seeds.hpp"
 

@@ -11,7 +11,7 @@
 
 #include "autoguide/distributed.hpp"
 #include "autoguide/error.hpp"
-#include "autoguide/rank_stats.hpp"
+#include "rank_stats.hpp"
 
 using namespace autoguide;
 

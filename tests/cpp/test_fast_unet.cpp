@@ -10,7 +10,7 @@
 
 #include "autoguide/error.hpp"
 #include "autoguide/model.hpp"
-#include "autoguide/npy.hpp"
+#include "npy.hpp"
 #include "fixtures.hpp"
 
 using namespace autoguide;

@@ -4,8 +4,8 @@
 
 #include "autoguide/error.hpp"
 #include "autoguide/generate.hpp"
-#include "autoguide/image_output.hpp"
-#include "autoguide/pixels.hpp"
+#include "image_output.hpp"
+#include "autoguide/decoder.hpp"
 #include "autoguide/seeds.hpp"
 #include "fixtures.hpp"
 

@@ -4,9 +4,9 @@
 #include "option_values.hpp"
 #include "autoguide/error.hpp"
 #include "autoguide/grid.hpp"
-#include "autoguide/plot.hpp"
+#include "plot.hpp"
 #include "autoguide/sweep.hpp"
-#include "autoguide/text.hpp"
+#include "text.hpp"
 
 using namespace autoguide;
 

@@ -8,7 +8,7 @@
 
 #include "autoguide/error.hpp"
 #include "autoguide/generate.hpp"
-#include "autoguide/npy.hpp"
+#include "npy.hpp"
 #include "fixtures.hpp"
 
 using namespace autoguide;

@@ -6,9 +6,9 @@
 
 #include "autoguide/decoder.hpp"
 #include "autoguide/grid.hpp"
-#include "autoguide/npy.hpp"
+#include "npy.hpp"
 #include "autoguide/png.hpp"
-#include "autoguide/sha256.hpp"
+#include "sha256.hpp"
 
 using namespace autoguide;
 namespace fs = std::filesystem;

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <optional>
 
-#include "autoguide/atomic_file.hpp"
+#include "atomic_file.hpp"
 #include "autoguide/error.hpp"
 
 using namespace autoguide;

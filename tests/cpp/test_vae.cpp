@@ -7,7 +7,7 @@
 #include "autoguide/decoder.hpp"
 #include "autoguide/error.hpp"
 #include "fixtures.hpp"
-#include "autoguide/npy.hpp"
+#include "npy.hpp"
 
 using namespace autoguide;
 

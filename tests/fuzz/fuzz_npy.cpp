@@ -6,7 +6,7 @@
 #include <string>
 
 #include "autoguide/error.hpp"
-#include "autoguide/npy.hpp"
+#include "npy.hpp"
 #include "same_bytes.hpp"
 #include "fuzz_target.hpp"
 

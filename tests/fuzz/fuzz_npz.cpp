@@ -7,7 +7,7 @@
 #include <string>
 
 #include "autoguide/error.hpp"
-#include "autoguide/npz.hpp"
+#include "npz.hpp"
 #include "same_bytes.hpp"
 #include "fuzz_target.hpp"
 

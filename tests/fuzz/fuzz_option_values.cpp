@@ -7,7 +7,7 @@
 
 #include "option_values.hpp"
 #include "autoguide/error.hpp"
-#include "autoguide/float32_range.hpp"
+#include "float32_range.hpp"
 #include "autoguide/schedule.hpp"
 #include "autoguide/sweep.hpp"
 #include "fuzz_target.hpp"

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "autoguide/error.hpp"
-#include "autoguide/float32_range.hpp"
+#include "float32_range.hpp"
 #include "autoguide/preset.hpp"
 #include "fuzz_target.hpp"
 

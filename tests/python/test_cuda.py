@@ -1,4 +1,4 @@
-"""CUDA paths (run by scripts/gpu_check.sh on a GPU machine; skipped elsewhere): per-seed CUDA Philox
+"""CUDA paths (run by scripts/bench/gpu_check.sh on a GPU machine; skipped elsewhere): per-seed CUDA Philox
 generators as PyTorch's Python API draws them, and the UNet in fp16 as EDM2 runs it on CUDA."""
 import os
 import subprocess

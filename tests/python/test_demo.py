@@ -1,4 +1,4 @@
-"""The embedded demo models (models/demo, scripts/train_demo.py): they load, have the documented sizes and
+"""The embedded demo models (models/demo, scripts/experiments/train_demo.py): they load, have the documented sizes and
 hashes, produce images through the CLI, and the detector classifies the Fashion-MNIST test set."""
 
 import hashlib

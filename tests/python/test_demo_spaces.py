@@ -100,7 +100,7 @@ def test_experiment_optima_include_no_guidance_and_pairs_skip_it():
     # demo_spaces picks, per space and curve, the setting of lowest FD with the unguided one in every curve; a
     # curve whose optimum is no guidance is not compared with it (the encoder space of docs/experiments.md).
     import sys
-    sys.path.insert(0, str(ROOT / 'scripts'))
+    sys.path.insert(0, str(ROOT / 'scripts' / 'experiments'))
     import demo_spaces
 
     def row(label, curve, mode, classifier, encoder):
@@ -119,7 +119,7 @@ def test_comparisons_pair_every_chosen_setting_once_in_every_space(tmp_path):
     # are compared with no guidance and with each other in both spaces, each pair once, never a setting with
     # itself; the differences are those of the paired bootstrap on the files' features.
     import sys
-    sys.path.insert(0, str(ROOT / 'scripts'))
+    sys.path.insert(0, str(ROOT / 'scripts' / 'experiments'))
     import demo_spaces
     rng = np.random.default_rng(0)
     dims = {s: np.load(ROOT / stats)['mu'].shape[0] for s, (_, stats) in demo_spaces.SPACES.items()}

@@ -1,4 +1,5 @@
 """The FLOP count the benchmark reports, against the profiler's own count and a hand count."""
+import sys
 import warnings
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 
 from autoguide_py import edm2
 from autoguide_py.flops import count_flops
-from conftest import TINY_COND, TINY_UNCOND, make_net
+from conftest import ROOT, TINY_COND, TINY_UNCOND, make_net
 
 # The ops at which torch.profiler counts FLOPs for eager calls: convolutions, linear layers, attention.
 FLOP_OPS = ('aten::conv2d', 'aten::mm', 'aten::addmm', 'aten::bmm')
@@ -54,8 +55,9 @@ def test_count_of_a_single_convolution_by_hand():
 
 @pytest.mark.parametrize('config', [TINY_COND, TINY_UNCOND], ids=['cond', 'uncond'])
 def test_bound_harness_enumerates_every_layer(config):
-    # scripts/bench_bound.py's layer list: its FLOPs sum to the architecture's count, less the downsampling
+    # scripts/bench/bench_bound.py's layer list: its FLOPs sum to the architecture's count, less the downsampling
     # filters (not a convolution or product it times), and each variant computes the same result.
+    sys.path.insert(0, str(ROOT / 'scripts' / 'bench'))
     import bench_bound
     net = make_net(config)
     ops = bench_bound.layer_shapes(net, batch=2)

@@ -139,7 +139,9 @@ def test_outputs_metadata_and_manifest(nets, tmp_path):
     assert meta['steps'] == 6 and meta['rho'] == 7 and meta['sigma_max'] == 80 and meta['S_churn'] == 0
     assert meta['net'] == 'main.pt' and meta['net_sha256'] == sha[:12] and meta['gnet'] == 'uncond.pt'
     assert meta['tool'].startswith('autoguide ')
+    assert meta['commit'] and f"commit {meta['commit']}\n" in autoguide('--version').stdout
     manifest = json.loads((out / 'manifest.json').read_text())
+    assert manifest['commit'] == meta['commit']
     assert [im['seed'] for im in manifest['images']] == [998, 999, 1000, 1001]
     assert all(im['class'] == 4 for im in manifest['images'])
     assert manifest['net_sha256_full'] == sha and manifest['mode'] == 'cfg'

@@ -4,7 +4,7 @@ mutations of valid files are either read or refused with ExportError, the one ex
 any other exception type is a bug. Each call runs with its address space capped 2 GiB above the process's and a
 60 s alarm, so unbounded work fails the test instead of the machine.
 
-AUTOGUIDE_PROPERTY_EXAMPLES sets the examples per property (scripts/fuzz.sh raises it).
+AUTOGUIDE_PROPERTY_EXAMPLES sets the examples per property (scripts/dev/fuzz.sh raises it).
 """
 import collections
 import contextlib

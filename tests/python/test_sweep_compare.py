@@ -118,6 +118,7 @@ def test_sweep_settings_equal_generate(nets, tmp_path):
        '--seeds', seeds, '--outdir', out, '--quiet', *FAST)
 
     results = json.loads((out / 'results.json').read_text())
+    assert results['commit'] and results['commit'] in ok('--version').stdout  # the build's commit, as --version says
     rows = results['settings']
     assert [(r['guide'], r['w'], r['mode'], r['folder']) for r in rows] == [
         ('guide.pt', 1.0, 'none', 'unguided-w1.00'),

@@ -1,4 +1,4 @@
-"""Tests for the 2D toy example (scripts/toy): the exact ground truth, the toy denoiser, and the exported
+"""Tests for the 2D toy example (scripts/experiments/toy): the exact ground truth, the toy denoiser, and the exported
 models running through the C++ CLI."""
 
 import json
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / 'scripts' / 'toy'))
+sys.path.insert(0, str(ROOT / 'scripts' / 'experiments' / 'toy'))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fractal  # noqa: E402
@@ -147,7 +147,7 @@ ROLES = {'main.pt': 1, 'guide.pt': 1, 'uncond.pt': 0}  # label_dim: class A alon
 def test_model_file_metadata(name):
     path = MODELS / name
     if not path.exists():
-        pytest.skip(f'{path} not built (scripts/toy/train.py)')
+        pytest.skip(f'{path} not built (scripts/experiments/toy/train.py)')
     with zipfile.ZipFile(path) as z:
         meta = json.loads(z.read(next(n for n in z.namelist() if n.endswith('extra/autoguide.json'))))
     assert meta['format_version'] == 1
@@ -163,7 +163,7 @@ def _cli(args, tmp_path, name):
     if not BIN.exists():
         pytest.skip(f'{BIN} not built (scripts/build.sh) and AUTOGUIDE_BIN not set')
     if not (MODELS / 'main.pt').exists():
-        pytest.skip('models/toy not built (scripts/toy/train.py)')
+        pytest.skip('models/toy not built (scripts/experiments/toy/train.py)')
     out = tmp_path / name
     r = subprocess.run([str(BIN), 'generate', '--quiet', '--device', 'cpu', '--steps', '32', '--sigma_max', '5',
                         '--npy', str(out), *args], capture_output=True, text=True, timeout=60)

@@ -1,4 +1,4 @@
-# Sanitizer settings for runs of build-asan (sourced by scripts/sanitize.sh and scripts/fuzz.sh).
+# Sanitizer settings for runs of build-asan (sourced by scripts/dev/sanitize.sh and scripts/dev/fuzz.sh).
 # Any report ends the process with status 99, which no autoguide run returns by itself (0, 1 or 2), so a finding
 # in a run that is expected to fail still fails the check. LibTorch is not instrumented; the one finding inside
 # it so far (GeneratorImpl::clone leaks its clone, LeakSanitizer) is avoided in our code rather than suppressed.

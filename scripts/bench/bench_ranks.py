@@ -7,7 +7,7 @@ merged manifest's "ranks" entry). Then the cost of one FD reduction at Inception
 The ranks are started here with torchrun's variables (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), one
 thread each, so that Python's start-up under torchrun is not counted.
 
-  scripts/bench_ranks.py --res 32 --seeds 0-7 --batch 8 --ranks 2
+  scripts/bench/bench_ranks.py --res 32 --seeds 0-7 --batch 8 --ranks 2
 """
 import argparse
 import json
@@ -19,7 +19,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)),  # this folder's modules
+                os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]  # scripts/: autoguide_py
 import bench_generate  # noqa: E402  (its S and XS nets; it makes sure torch is importable)
 
 import torch  # noqa: E402

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure the 2D toy example (autoguidance paper, Fig. 1) through autoguide's C++ sampler.
 
-    /usr/bin/python3 scripts/toy/evaluate.py [--models models/toy] [--png docs/toy.png]
+    /usr/bin/python3 scripts/experiments/toy/evaluate.py [--models models/toy] [--png docs/toy.png]
 
 Samples 16,384 seeds of class A with `autoguide generate --npy` (EDM Heun, 32 steps, sigma_max 5) from
 the main net without guidance, with CFG (guide trained on A and B without labels, w = 4) and with
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, HERE)
 import fractal  # noqa: E402
 import plot  # noqa: E402

@@ -3,12 +3,13 @@
 regime (64-D features, N = 500): the true spread of FD over fresh draws against the bootstrap se, and how often
 the normal and the percentile intervals cover the expected FD (docs/experiments.md, "Intervals").
 
-  /usr/bin/python3 scripts/fd_interval_check.py      # about a minute
+  /usr/bin/python3 scripts/experiments/fd_interval_check.py      # about a minute
 """
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)),  # this folder's modules
+                os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]  # scripts/: autoguide_py
 from autoguide_py.pyenv import ensure_torch  # noqa: E402
 
 ensure_torch()

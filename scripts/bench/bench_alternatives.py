@@ -2,9 +2,9 @@
 """Time the ways of running the networks that were tried to make autoguide faster on CPU, each against
 the plain eager forward it would replace: same TorchScript files, same kernels, same inputs.
 
-  scripts/bench_alternatives.py [--work out/bench32] [--res 32] [--batch 8]
+  scripts/bench/bench_alternatives.py [--work out/bench32] [--res 32] [--batch 8]
 
-Uses the S main and XS guide that scripts/bench_generate.py writes into --work (run that first). Prints,
+Uses the S main and XS guide that scripts/bench/bench_generate.py writes into --work (run that first). Prints,
 per alternative, the seconds of one evaluation of main and guide together and whether the outputs are
 bit-identical to the plain forward (the fp32 path must be, to keep the reference's images):
   channels_last    weights and input in channels_last memory format (oneDNN's preferred layout)
@@ -18,7 +18,8 @@ import sys
 import time
 from typing import Tuple
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)),  # this folder's modules
+                os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]  # scripts/: autoguide_py
 from autoguide_py.pyenv import ensure_torch  # noqa: E402
 
 ensure_torch()
@@ -27,7 +28,7 @@ import torch  # noqa: E402
 
 from autoguide_py import edm2  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class Both(torch.nn.Module):
@@ -95,7 +96,7 @@ def main():
     paths = [os.path.join(args.work, f'bench-{size}-{args.res}.pt') for size in ('s', 'xs')]
     for p in paths:
         if not os.path.exists(p):
-            raise SystemExit(f'error: {p} not found; run scripts/bench_generate.py --work {args.work} first')
+            raise SystemExit(f'error: {p} not found; run scripts/bench/bench_generate.py --work {args.work} first')
     x, sigma, labels = edm2.example_inputs(args.batch, 3, args.res, 1000)
 
     plain = torch.jit.script(Both(*(load(p) for p in paths))).eval()

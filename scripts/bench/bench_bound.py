@@ -13,8 +13,8 @@ The nets' own times come from `autoguide generate` (exact and --fast) on the sam
 in the same run; the cross-check is the harness's time for the exact path's own kernels against the
 profiler's time for those operators in one exported forward.
 
-  scripts/bench_bound.py --work out/bench32 --res 32 --batch 8 --threads 1
-Uses the S main and XS guide that scripts/bench_generate.py writes into --work (made here when absent).
+  scripts/bench/bench_bound.py --work out/bench32 --res 32 --batch 8 --threads 1
+Uses the S main and XS guide that scripts/bench/bench_generate.py writes into --work (made here when absent).
 """
 import argparse
 import json
@@ -25,7 +25,8 @@ import sys
 import time
 from collections import Counter
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)),  # this folder's modules
+                os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]  # scripts/: autoguide_py
 from autoguide_py.pyenv import ensure_torch  # noqa: E402
 
 ensure_torch()
@@ -36,7 +37,7 @@ import torch.nn.functional as F  # noqa: E402
 from autoguide_py import edm2  # noqa: E402
 import bench_generate  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CL = torch.channels_last
 
 

@@ -3,9 +3,9 @@
 # Debian packages: build against PyTorch's LibTorch with the header-only dependencies carried in .deps/include
 # (copy /usr/include/{CLI,nlohmann,stb} there), run the CUDA tests, then benchmark against NVIDIA's reference
 # (a local copy of NVlabs/edm2 in .edm2ref/, never committed) on the same GPU.
-#   scripts/gpu_check.sh [OUTDIR]      figures go to OUTDIR/gpu_check.json and the log
+#   scripts/bench/gpu_check.sh [OUTDIR]      figures go to OUTDIR/gpu_check.json and the log
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 OUT=${1:-out/gpu_check}
 mkdir -p "$OUT"
 PY=${AUTOGUIDE_PYTHON:-python3}
@@ -26,6 +26,6 @@ AUTOGUIDE_BIN="$PWD/build-gpu/autoguide" $PY -m pytest -q -p no:cacheprovider te
   tests/python/test_generate_cli.py -k "cuda or sampler_matches" 2>&1 | tail -15
 
 # ImageNet-64-architecture S main + XS guide at 64x64, batch 32, autoguidance; fp16 UNet as the reference.
-$PY scripts/bench_generate.py --edm2 .edm2ref --binary build-gpu/autoguide --device cuda --res 64 \
+$PY scripts/bench/bench_generate.py --edm2 .edm2ref --binary build-gpu/autoguide --device cuda --res 64 \
   --seeds 0-31 --batch 32 --repeats 2 --work "$OUT/bench" --threads "$(nproc)" | tee "$OUT/gpu_check.json"
 rm -rf "$OUT/bench"

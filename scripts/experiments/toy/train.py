@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Train the three toy denoisers of the 2D autoguidance example and export them for autoguide.
 
-    /usr/bin/python3 scripts/toy/train.py --outdir models/toy
+    /usr/bin/python3 scripts/experiments/toy/train.py --outdir models/toy
 
 roles (the paper's three models; see models/toy/README.md for why the labels look like this):
   main    class A (label_dim 1: a net that knows one class), hidden 64, 4096 iterations

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "autoguide/generate.hpp"
-#include "autoguide/pixels.hpp"
+#include "autoguide/decoder.hpp"
 
 namespace autoguide {
 

@@ -12,7 +12,7 @@ import sys
 import torch
 
 # The model-file conventions (metadata name, format version, atomic saving) are the EDM2 exporter's.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # scripts/
 from autoguide_py.export import EXPORTER, FORMAT_VERSION, METADATA_FILE, save_model_file, sha256_file  # noqa: E402,F401
 
 
@@ -42,7 +42,7 @@ def metadata(net, training):
         'ema_std': training['ema_std'],
         'encoder': {'type': 'rgb'},
         # No pickle exists upstream of these files; the source is the training run, identified by its weights.
-        'source_file': 'scripts/toy/train.py (role %s)' % training.get('role', '?'),
+        'source_file': 'scripts/experiments/toy/train.py (role %s)' % training.get('role', '?'),
         'source_sha256': weights_sha256(net),
         'exporter': EXPORTER,
         'toy': training,

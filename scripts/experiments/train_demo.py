@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Train the demo models on Fashion-MNIST (CPU) and write them to models/demo.
 
-    /usr/bin/python3 scripts/train_demo.py            # everything, ~1 hour on 2 cores
-    /usr/bin/python3 scripts/train_demo.py --roles guide --scale 0.01   # a quick smoke run
+    /usr/bin/python3 scripts/experiments/train_demo.py            # everything, ~1 hour on 2 cores
+    /usr/bin/python3 scripts/experiments/train_demo.py --roles guide --scale 0.01   # a quick smoke run
 
 Roles, as in the autoguidance paper (Sec. 5): a class-conditional main network, a smaller guide
 trained for 1/8 of the main network's images, an unconditional network for CFG, and a classifier
@@ -24,7 +24,8 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)),  # this folder's modules
+                os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]  # scripts/: autoguide_py
 from autoguide_py import pyenv  # noqa: E402
 
 pyenv.ensure_torch()
@@ -113,7 +114,7 @@ def export_role(role, workdir, outdir, ema_std, info):
     net.load_state_dict(state)
     path = os.path.join(outdir, f'{role}.pt')
     export_precond(net.eval(), path, dict(training_kimg=nimg // 1000, ema_std=ema_std,
-                                           source_file=f'scripts/train_demo.py ({role})'), verify=True)
+                                           source_file=f'scripts/experiments/train_demo.py ({role})'), verify=True)
     info.update(file=path, ema_std=ema_std, training_kimg=nimg // 1000, sha256=sha256_file(path),
                 bytes=os.path.getsize(path))
     log(f'wrote {path} (post-hoc EMA {ema_std:.3f} at {nimg} images)')

@@ -2,12 +2,12 @@
 # Fuzzes every parser of outside input: each libFuzzer harness of tests/fuzz (built with ASan + UBSan into
 # build-asan) for a while, then the hypothesis property tests of the Python readers (restricted unpickler,
 # torch.save zip reader, safetensors reader) with many examples.
-#   scripts/fuzz.sh [--time SECONDS] [--examples N] [TARGET...]    (defaults: 60 s per target, 2000 examples;
+#   scripts/dev/fuzz.sh [--time SECONDS] [--examples N] [TARGET...]    (defaults: 60 s per target, 2000 examples;
 #                                                                    targets: seed_list npy png ..., or python)
 # New inputs go to build-asan/fuzz-corpus/<target>, crashes to build-asan/fuzz-artifacts/ (the run then fails);
 # copy a crash into tests/fuzz/corpus/<target>/ once it is fixed, so that CI keeps trying it.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SECONDS_PER_TARGET=60
 EXAMPLES=2000
 TARGETS=()
@@ -19,8 +19,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=($(ls tests/fuzz/corpus) python)
-PY=$(scripts/find_python.sh)
-scripts/sanitize.sh --build
+PY=$(scripts/dev/find_python.sh)
+scripts/dev/sanitize.sh --build
 source tests/sanitize/env.sh
 status=0
 for t in "${TARGETS[@]}"; do

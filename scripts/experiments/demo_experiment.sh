@@ -2,14 +2,14 @@
 # The demo experiment of docs/experiments.md: choose the post-hoc EMA lengths, then FD against the guidance
 # weight for autoguidance and CFG on the demo models, all through the CLI.
 #
-#   scripts/demo_experiment.sh ema    # EMA_m and EMA_g by FD (needs the training snapshots, out/demo-train)
-#   scripts/demo_experiment.sh sweep  # FD vs w, NUM samples per point, into out/demo-experiment
+#   scripts/experiments/demo_experiment.sh ema    # EMA_m and EMA_g by FD (needs the training snapshots, out/demo-train)
+#   scripts/experiments/demo_experiment.sh sweep  # FD vs w, NUM samples per point, into out/demo-experiment
 #
 # Environment: NUM (default 2000), EMA_NUM (500), STEPS (32), DTYPE (fp32), THREADS (2), WEIGHTS (w list of the sweep),
 # AG_W (the w of the guide EMA choice), EMA_M (the main EMA it uses).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-PY=$(scripts/find_python.sh)
+cd "$(dirname "$0")/../.."
+PY=$(scripts/dev/find_python.sh)
 OUT=out/demo-experiment
 STEPS=${STEPS:-32}
 DTYPE=${DTYPE:-fp32}
@@ -52,7 +52,7 @@ case "${1:-}" in
     cat "$OUT/sweep/results.csv"
     ;;
   *)
-    echo "usage: scripts/demo_experiment.sh ema|sweep" >&2
+    echo "usage: scripts/experiments/demo_experiment.sh ema|sweep" >&2
     exit 2
     ;;
 esac

@@ -9,7 +9,7 @@
 //    depthwise convolutions (the transposed one runs one group at a time);
 //  - pointwise work is done in place, and no activation is ever copied to another layout.
 // On an AVX2-only CPU this gains nothing: the exported forward already runs at 88% of the sum of the best
-// per-layer kernel times (scripts/bench_bound.py, docs/benchmarks.md), and --fast measures 0.96-1.07x of its speed.
+// per-layer kernel times (scripts/bench/bench_bound.py, docs/benchmarks.md), and --fast measures 0.96-1.07x of its speed.
 #pragma once
 #include <torch/script.h>
 

@@ -6,7 +6,7 @@ depend on the values), exported by our own exporter; the main net is a tiny EDM2
 sampled with two steps, so the run is dominated by the decode. The time is the one generate measures
 around decode_latents (manifest.json `vae_decode_seconds`), divided by the number of images.
 
-  scripts/bench_vae.py [--images 2] [--dtypes fp32,bf16] [--threads N] [--work DIR]
+  scripts/bench/bench_vae.py [--images 2] [--dtypes fp32,bf16] [--threads N] [--work DIR]
 """
 import argparse
 import json
@@ -15,7 +15,8 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)),  # this folder's modules
+                os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]  # scripts/: autoguide_py
 from autoguide_py.pyenv import ensure_torch  # noqa: E402
 
 ensure_torch()
@@ -26,7 +27,7 @@ import torch  # noqa: E402
 from autoguide_py import edm2, vae  # noqa: E402
 from autoguide_py.export import export_precond  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def make_models(work):

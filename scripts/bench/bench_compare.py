@@ -6,7 +6,7 @@ The nets have EDM2's ImageNet-512 architectures with random weights (the time do
 an S main net, an XS guide and an XS unconditional net on 64x64x4 latents with 1000 classes, and the full
 stabilityai/sd-vae-ft-mse decoder layout, all exported by our own exporters.
 
-  scripts/bench_compare.py [--seeds 0-1] [--dtype bf16] [--vae-dtype fp32] [--steps 32] [--threads N] [--work DIR]
+  scripts/bench/bench_compare.py [--seeds 0-1] [--dtype bf16] [--vae-dtype fp32] [--steps 32] [--threads N] [--work DIR]
 """
 import argparse
 import os
@@ -15,7 +15,8 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)),  # this folder's modules
+                os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]  # scripts/: autoguide_py
 from autoguide_py.pyenv import ensure_torch  # noqa: E402
 
 ensure_torch()
@@ -26,7 +27,7 @@ import torch  # noqa: E402
 from autoguide_py import edm2, vae  # noqa: E402
 from autoguide_py.export import export_precond  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # EDM2's StabilityVAEEncoder constants: latents become (z - bias) / scale before the VAE.
 SCALE = np.float32(0.5) / np.float32([4.17, 4.62, 3.71, 3.28])
 BIAS = np.float32(0) - np.float32([5.81, 3.25, 0.12, -2.15]) * SCALE

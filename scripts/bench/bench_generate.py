@@ -6,7 +6,7 @@ guide, autoguidance): our networks are written as EDM2 pickles, converted with s
 autoguide, and read with our restricted unpickler into the reference's own Precond for generate_images.py.
 The reference comes from a local copy of NVlabs/edm2 (--edm2 DIR) that is never part of this project.
 
-  scripts/bench_generate.py --edm2 /path/to/edm2 --threads 2 --res 32 --seeds 0-7
+  scripts/bench/bench_generate.py --edm2 /path/to/edm2 --threads 2 --res 32 --seeds 0-7
 """
 import argparse
 import json
@@ -16,7 +16,8 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)),  # this folder's modules
+                os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]  # scripts/: autoguide_py
 from autoguide_py.pyenv import ensure_torch  # noqa: E402
 
 ensure_torch()
@@ -29,7 +30,7 @@ from autoguide_py.edm2_checkpoint import extract_network  # noqa: E402
 from autoguide_py.edm2_unpickler import load_edm2_pickle  # noqa: E402
 from autoguide_py.flops import count_flops  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The random networks are written as EDM2 pickles (what export_edm2.py converts and reference_net reads) by the
 # writer the tests use: test code, kept out of the autoguide_py library, hence imported from tests/python.
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'python'))
@@ -215,7 +216,7 @@ def main():
                     help="also time autoguide with extra options, e.g. bf16='--dtype bf16'; pixel difference vs fp32")
     ap.add_argument('--vae', metavar='FILE',
                     help='ImageNet-512-size run: S and XS on 4-channel latents at --res (64), decoded to pixels by '
-                         'this exported VAE (scripts/bench_vae.py makes one); the reference is skipped, as its '
+                         'this exported VAE (scripts/bench/bench_vae.py makes one); the reference is skipped, as its '
                          'decoder needs a download')
     ap.add_argument('--no-profile', action='store_true',
                     help='skip the per-net figures (ms per evaluation, GFLOP/s against the 3x3 conv rate)')

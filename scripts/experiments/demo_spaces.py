@@ -7,7 +7,7 @@ where the CPU computes it natively, else fp32), so an interrupted experiment res
 --jobs runs settings side by side (one thread each, which uses 2 cores better than one run on 2 threads); features from `autoguide ref --features-out` with each detector; precision/recall (k=3) from
 `autoguide fid --pr` against 5,000 training images; the FD interval from autoguide_py.fd_bootstrap.
 
-  scripts/demo_spaces.py --num 2000 --curve ag=models/demo/guide.pt:1.1,1.2,1.3 \\
+  scripts/experiments/demo_spaces.py --num 2000 --curve ag=models/demo/guide.pt:1.1,1.2,1.3 \\
       --curve cfg=models/demo/uncond.pt:1.5,2 --out out/demo-spaces
 Settings whose sweep finished (results.json present) are not sampled again; results.json and a markdown
 table go to --out.
@@ -19,7 +19,8 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)),  # this folder's modules
+                os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]  # scripts/: autoguide_py
 from autoguide_py.pyenv import ensure_torch  # noqa: E402
 
 ensure_torch()
@@ -30,7 +31,7 @@ from PIL import Image  # noqa: E402
 from autoguide_py import fmnist  # noqa: E402
 from autoguide_py.fd_bootstrap import bootstrap_fd, bootstrap_fd_difference  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPACES = {  # name: (detector, training-set statistics)
     'classifier': ('models/demo/detector.pt', 'models/demo/fmnist-train-stats.npz'),
     'encoder': ('models/demo/encoder.pt', 'models/demo/fmnist-train-stats-encoder.npz'),
