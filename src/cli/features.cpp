@@ -31,23 +31,22 @@ void StreamStats::add(const torch::Tensor& images) {
 
 FeatureStats StreamStats::finish(Group* group) const { return merge_stats(group, acc_, dim_).finish(); }
 
-SetFeatures measure_set(Detector& detector, const ImageSet& images, int64_t batch, bool keep_features,
-                        bool show_progress, const Ranks& ranks, int64_t expected_dim,
-                        const std::string& expected_from) {
+SetFeatures measure_set(Detector& detector, const ImageSet& images, const Measuring& how, const Ranks& ranks) {
+  const bool keep_features = how.keep_features;
   if (images.size() < 2)
     throw UsageError("'" + images.path() + "' holds " + std::to_string(images.size()) +
                      " image; feature statistics need at least 2");
   StatsAccumulator acc;
   std::vector<torch::Tensor> kept;
   std::vector<int64_t> positions;
-  ProgressLine line(show_progress && ranks.root());
+  ProgressLine line(how.show_progress && ranks.root());
   auto draw = [&] {
     const double done = ranks.images_done(static_cast<double>(acc.count()));
     line.update(done / images.size(), "features " + std::to_string(static_cast<int64_t>(done)) + "/" +
                                           std::to_string(images.size()));
   };
-  extract_features(detector, images, batch, ranks.shard(), [&](const torch::Tensor& f, const IndexRange& range) {
-    check_feature_dim(detector, f, expected_dim, expected_from);
+  extract_features(detector, images, how.batch, ranks.shard(), [&](const torch::Tensor& f, const IndexRange& range) {
+    check_feature_dim(detector, f, how.expected_dim, how.expected_from);
     acc.add(f);
     if (keep_features) {
       kept.push_back(f.to(torch::kCPU, torch::kFloat32));
@@ -88,7 +87,7 @@ SetFeatures reference_features(Detector& detector, const std::string& path, int6
                        " image; at least 2 are needed");
     return {feature_stats(f), f.to(torch::kFloat32)};
   }
-  return measure_set(detector, ImageSet::open(path), batch, true, show_progress, ranks);
+  return measure_set(detector, ImageSet::open(path), {batch, true, show_progress}, ranks);
 }
 
 }  // namespace autoguide::cli

@@ -18,13 +18,20 @@ struct SetFeatures {
   torch::Tensor features;  // float32 [N,D] on the CPU in the set's order when kept (rank 0 only), else undefined
 };
 
+// How a set is measured: images per detector call, whether the raw features are kept and progress shown,
+// and the feature count the statistics must have (expected_dim > 0: fail on the first batch, not after the
+// whole set, naming `expected_from`).
+struct Measuring {
+  int64_t batch = 64;
+  bool keep_features = false, show_progress = false;
+  int64_t expected_dim = 0;
+  std::string expected_from;
+};
+
 // Each rank measures its share of the set (EDM2's rank split of its batches); the statistics are merged
-// across ranks and kept features gathered on rank 0, which alone shows progress (of all ranks).
-// expected_dim > 0: fail on the first batch (not after the whole set) when the detector's D differs, naming
-// `expected_from`. Throws UsageError below 2 images.
-SetFeatures measure_set(Detector& detector, const ImageSet& images, int64_t batch, bool keep_features,
-                        bool show_progress, const Ranks& ranks, int64_t expected_dim = 0,
-                        const std::string& expected_from = "");
+// across ranks and kept features gathered on rank 0, which alone shows progress (of all ranks). Throws
+// UsageError below 2 images.
+SetFeatures measure_set(Detector& detector, const ImageSet& images, const Measuring& how, const Ranks& ranks);
 
 // Throws UsageError naming `expected_from` when features [N,D] have D != expected_dim (> 0).
 void check_feature_dim(const Detector& detector, const torch::Tensor& features, int64_t expected_dim,

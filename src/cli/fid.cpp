@@ -40,7 +40,7 @@ void run_fid(const Params& o, const Ranks& ranks) {
   ranks.use_device(device);
   Detector detector = Detector::load(detector_path, device);
   const bool progress = !o.quiet && !o.json;
-  const SetFeatures gen = measure_set(detector, images, o.batch, o.pr, progress, ranks, ref ? ref->dim() : 0, ref_path);
+  const SetFeatures gen = measure_set(detector, images, {o.batch, o.pr, progress, ref ? ref->dim() : 0, ref_path}, ranks);
 
   SetFeatures ref_set;
   if (!o.ref_images.empty()) {

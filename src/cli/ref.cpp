@@ -28,7 +28,7 @@ void run_ref(const Params& o, const Ranks& ranks) {
   const torch::Device device = select_device(o.device, o.threads);
   ranks.use_device(device);
   Detector detector = Detector::load(o.detectors.front(), device);
-  const SetFeatures set = measure_set(detector, images, o.batch, !o.features_out.empty(), !o.quiet, ranks);
+  const SetFeatures set = measure_set(detector, images, {o.batch, !o.features_out.empty(), !o.quiet}, ranks);
   if (!ranks.root()) return;
   write_stats(o.out, set.stats);
   try {

@@ -138,9 +138,21 @@ void clear_folders(const Params& o, const std::set<std::string>& folders, const 
   ranks.barrier();
 }
 
+// What a sweep ran: its nets, its rows (guide-major, one per weight), the weights, the shared request and the
+// feature spaces measured.
+struct SweepOutcome {
+  const SweepNets& chosen;
+  const std::vector<Row>& rows;
+  const std::vector<double>& weights;
+  const GenerateRequest& base;
+  const std::vector<FdSpace>& spaces;
+};
+
 // FD against w, a curve per guide and feature space.
-void write_fd_plot(const fs::path& file, const std::vector<Row>& rows, const std::vector<std::string>& names,
-                   const std::vector<double>& weights, const std::vector<FdSpace>& spaces, size_t samples) {
+void write_fd_plot(const fs::path& file, const SweepOutcome& run) {
+  const std::vector<std::string> names = guide_names(run.chosen.gnets);
+  const auto& [chosen, rows, weights, base, spaces] = run;
+  const size_t samples = base.seeds.size();
   std::vector<Series> curves;
   for (size_t g = 0; g < names.size(); ++g)
     for (size_t f = 0; f < spaces.size(); ++f) {
@@ -156,9 +168,8 @@ void write_fd_plot(const fs::path& file, const std::vector<Row>& rows, const std
 }
 
 // grid.png, results.csv/json and, with FDs, fd.png.
-void write_results(const Params& o, const SweepNets& chosen, const std::vector<Row>& rows,
-                   const std::vector<double>& weights, const GenerateRequest& base, const std::vector<FdSpace>& spaces,
-                   const nlohmann::json& ranks) {
+void write_results(const Params& o, const SweepOutcome& run, const nlohmann::json& ranks) {
+  const auto& [chosen, rows, weights, base, spaces] = run;
   const fs::path out(o.out);
   const std::vector<std::string>& gnets = chosen.gnets;
   const std::vector<std::string> names = guide_names(gnets);
@@ -200,7 +211,7 @@ void write_results(const Params& o, const SweepNets& chosen, const std::vector<R
   if (!ranks.is_null()) results["ranks"] = ranks;
   write_file_atomic((out / "results.csv").string(), csv);
   write_file_atomic((out / "results.json").string(), results.dump(2) + "\n");
-  if (!spaces.empty()) write_fd_plot(out / "fd.png", rows, names, weights, spaces, base.seeds.size());
+  if (!spaces.empty()) write_fd_plot(out / "fd.png", run);
 }
 
 void run_sweep(const Params& o, const Ranks& ranks) {
@@ -225,7 +236,7 @@ void run_sweep(const Params& o, const Ranks& ranks) {
   run_rows(rows, setup.base, {o.out, o.grid_cols, o.quiet}, spaces, ranks);
   const nlohmann::json times = ranks.describe(ranks.gather_json(ranks.times()));
   if (!ranks.root()) return;
-  write_results(o, chosen, rows, weights, setup.base, spaces, times);
+  write_results(o, {chosen, rows, weights, setup.base, spaces}, times);
   if (!o.quiet)
     std::cerr << "autoguide: swept " << rows.size() << " settings; wrote " << (fs::path(o.out) / "grid.png").string()
               << ", " << (fs::path(o.out) / "results.csv").string()
