@@ -173,7 +173,7 @@ Made sample_and_write(const Options& o, const Request& r, Opened& n, const std::
   GenerateProgress now;
   auto draw = [&] {  // every rank's images, and this rank's running batch
     const double done = ranks.images_done(now.fraction() * static_cast<double>(now.images_total));
-    line.update(done / static_cast<double>(req.seeds.size()),
+    line.update(done / static_cast<double>(req.seeds.size()), done,
                 "image " + std::to_string(static_cast<int64_t>(done)) + "/" + std::to_string(req.seeds.size()) +
                     "  step " + std::to_string(now.step) + "/" + std::to_string(now.num_steps));
   };

@@ -86,6 +86,7 @@ void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOut
     auto draw = [&] {  // every rank's images of this row
       const double done = ranks.images_done(now.fraction() * static_cast<double>(now.images_total));
       line.update((static_cast<double>(i) + done / static_cast<double>(n)) / static_cast<double>(rows.size()),
+                  static_cast<double>(i) * static_cast<double>(n) + done,
                   where + std::to_string(static_cast<int64_t>(done)) + "/" + std::to_string(n));
     };
     auto progress = [&](const GenerateProgress& p) {
