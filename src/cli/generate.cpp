@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <set>
 
 #include "autoguide/atomic_file.hpp"
 #include "autoguide/error.hpp"
@@ -12,6 +13,7 @@
 #include "autoguide/npy.hpp"
 #include "autoguide/png.hpp"
 #include "autoguide/preset.hpp"
+#include "autoguide/stop.hpp"
 #include "commands.hpp"
 #include "nets.hpp"
 #include "progress.hpp"
@@ -149,9 +151,9 @@ struct Made {
   double seconds = 0;
 };
 
-Made sample_and_write(const Options& o, const Request& r, Opened& n, const std::map<int64_t, std::string>& paths,
-                      const nlohmann::json& params, const Ranks& ranks) {
-  Made made;
+// Fills `made` as batches finish, so that a run stopped by a signal still knows what it finished.
+void sample_and_write(const Options& o, const Request& r, Opened& n, const std::map<int64_t, std::string>& paths,
+                      const nlohmann::json& params, const Ranks& ranks, Made& made) {
   auto sink = [&](const BatchResult& b, const torch::Tensor& pixels) {
     made.batches.push_back(b.seeds);
     if (!o.npy.empty()) made.samples.push_back(b.samples.to(torch::kCPU));
@@ -178,7 +180,8 @@ Made sample_and_write(const Options& o, const Request& r, Opened& n, const std::
                     "  step " + std::to_string(now.step) + "/" + std::to_string(now.num_steps));
   };
   auto progress = [&](const GenerateProgress& p) {
-    now = p;
+    now = made.done = p;
+    made.seconds = line.elapsed();
     draw();
     ranks.check();
   };
@@ -187,7 +190,6 @@ Made sample_and_write(const Options& o, const Request& r, Opened& n, const std::
   ranks.barrier(draw);
   line.finish();
   made.seconds = line.elapsed();
-  return made;
 }
 
 // Every rank's part of the run, on rank 0: records and network evaluations summed; images and samples in
@@ -248,6 +250,7 @@ nlohmann::json manifest(const Options& o, const Request& r, const Opened& n, con
     m["vae_decode_seconds"] = n.decoder->vae_seconds();
   }
   m["images"] = all.records;
+  m["complete"] = true;  // false in the manifest of a run stopped by a signal
   m["seconds"] = seconds;
   m["network_evaluations"] = {{"main", all.main_evals}, {"guide", all.guide_evals}};
   if (!all.ranks.is_null()) m["ranks"] = all.ranks;
@@ -309,6 +312,41 @@ void summarise(const Options& o, const Request& r, const Opened& n, const Collec
   std::cerr << "\n";
 }
 
+// SIGTERM or SIGINT stopped the run between batches (here, or on another rank that then failed the job):
+// rank 0 writes the manifest of the images finished so far (its own, and complete PNGs the other ranks or an
+// earlier run left), marked incomplete; no collective runs, as other ranks may be gone. The error says how far
+// the run got and how to finish it.
+[[noreturn]] void stopped(const Options& o, const Request& r, const Opened& n, const nlohmann::json& params,
+                          const std::vector<int64_t>& seeds, const std::map<int64_t, std::string>& paths,
+                          const Made& made, const Ranks& ranks) {
+  const int sig = stop_signal();
+  const std::set<int64_t> todo(r.setup.base.seeds.begin(), r.setup.base.seeds.end());
+  int64_t done = static_cast<int64_t>(seeds.size() - todo.size() + made.records.size());
+  if (ranks.root() && !o.outdir.empty()) {
+    std::map<int64_t, nlohmann::json> mine;
+    for (const auto& rec : made.records) mine[rec["seed"].get<int64_t>()] = rec;
+    Collected finished;
+    for (int64_t s : seeds) {
+      if (mine.count(s)) {
+        finished.records.push_back(mine.at(s));
+      } else if (png_is_complete(paths.at(s))) {
+        nlohmann::json rec = {{"seed", s}, {"file", fs::relative(paths.at(s), o.outdir).string()}};
+        if (!todo.count(s)) rec["resumed"] = true;
+        finished.records.push_back(rec);
+      }
+    }
+    finished.main_evals = made.done.main_evals, finished.guide_evals = made.done.guide_evals;
+    done = static_cast<int64_t>(finished.records.size());
+    nlohmann::json m = manifest(o, r, n, params, finished, made.seconds);
+    m["complete"] = false;
+    m["interrupted"] = {{"signal", signal_name(sig)}, {"images_done", done}, {"images_total", seeds.size()}};
+    write_file_atomic((fs::path(o.outdir) / "manifest.json").string(), m.dump(2) + "\n");
+  }
+  throw Interrupted(sig, "interrupted by " + signal_name(sig) + " at image " + std::to_string(done) + "/" +
+                             std::to_string(seeds.size()) + "; rerun the same command" +
+                             (o.outdir.empty() ? "" : " with --resume to finish"));
+}
+
 void run(const Options& o, const Ranks& ranks) {
   Request r = resolve_request(o, ranks.shard());
   ranks.use_device(r.setup.device);
@@ -322,7 +360,13 @@ void run(const Options& o, const Ranks& ranks) {
   if (!o.preset.empty()) params["preset"] = o.preset;
   const std::vector<int64_t> seeds = r.setup.base.seeds;
   r.setup.base.seeds = seeds_to_make(o, paths, seeds, ranks);
-  const Made made = sample_and_write(o, r, n, paths, params, ranks);
+  Made made;
+  try {
+    sample_and_write(o, r, n, paths, params, ranks, made);
+  } catch (...) {
+    if (!stop_requested()) throw;
+    stopped(o, r, n, params, seeds, paths, made, ranks);
+  }
   Collected all = collect(o, r, n, made, ranks);
   if (!ranks.root()) return;
   all.records = all_records(o, seeds, paths, std::move(all.records));

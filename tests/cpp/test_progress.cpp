@@ -1,10 +1,12 @@
-// The progress text shared by the live line and the log lines, and when a log gets a line.
+// The progress text shared by the live line and the log lines, when a log gets a line, and the stop request.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <csignal>
 #include <limits>
 
 #include "autoguide/progress.hpp"
+#include "autoguide/stop.hpp"
 
 using namespace autoguide;
 
@@ -63,4 +65,24 @@ TEST(Progress, LogLineEveryPeriodWhenSlow) {
   EXPECT_TRUE(fast.due(0, 0.5));
   EXPECT_FALSE(fast.due(0, 0.9));
   EXPECT_TRUE(fast.due(0, 1.0));
+}
+
+TEST(Stop, RequestIsKeptUntilClearedAndThrownBetweenBatches) {
+  clear_stop();
+  EXPECT_FALSE(stop_requested());
+  EXPECT_NO_THROW(throw_if_stop_requested());
+  request_stop(SIGTERM);
+  request_stop(SIGINT);  // the first request is the one reported
+  EXPECT_TRUE(stop_requested());
+  EXPECT_EQ(stop_signal(), SIGTERM);
+  try {
+    throw_if_stop_requested();
+    FAIL() << "no Interrupted thrown";
+  } catch (const Interrupted& e) {
+    EXPECT_EQ(e.signal(), SIGTERM);
+    EXPECT_STREQ(e.what(), "interrupted by SIGTERM");
+  }
+  clear_stop();
+  EXPECT_FALSE(stop_requested());
+  EXPECT_EQ(signal_name(SIGINT), "SIGINT");
 }

@@ -1,12 +1,23 @@
-"""A run in a batch job: progress lines in a log (stderr not a terminal)."""
+"""A run in a batch job: progress lines in a log (stderr not a terminal), and SIGTERM (Slurm's time limit) or
+SIGINT (Ctrl-C) stopping `autoguide generate` between batches: the signal's exit status, one error line, no
+lock or temporary file left, a manifest of exactly the images finished, and --resume completing the set with
+the bytes of an uninterrupted run."""
+import json
 import re
+import signal
+import subprocess
+import time
 
-from cli import ok, requires_bin
+import pytest
+
+from cli import BIN, autoguide, ok, requires_bin
 
 pytestmark = requires_bin
 
 PROGRESS = re.compile(r'autoguide: image (\d+)/(\d+)  step \d+/\d+  (\d+)%  elapsed \d+:\d\d:\d\d  '
                       r'[0-9.e+-]+ images/s  ETA (\d+:\d\d:\d\d|-:--:--)')
+# Slow enough (one image a batch, many steps, one thread) that a signal lands mid-run.
+SLOW = ['--seeds', '0-39', '--batch', 1, '--steps', 24, '--threads', 1, '--device', 'cpu']
 
 
 def not_progress(stderr):
@@ -26,3 +37,71 @@ def test_log_gets_a_progress_line_every_five_percent(nets, tmp_path):
     quiet = ok('generate', '--net', nets['main'], '--seeds', '0-3', '--steps', 4, '--device', 'cpu',
                '--outdir', tmp_path / 'quiet', '--quiet')
     assert quiet.stderr == ''
+
+
+@pytest.fixture(scope='module')
+def clean_run(nets, tmp_path_factory):
+    out = tmp_path_factory.mktemp('clean') / 'out'
+    ok('generate', '--net', nets['main'], *SLOW, '--outdir', out, '--quiet')
+    return out
+
+
+def start_and_stop(args, out, sig, after_images=3):
+    p = subprocess.Popen([BIN, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob('*.png'))) < after_images:
+        assert p.poll() is None, p.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=120)
+    return p.returncode, err
+
+
+@pytest.mark.parametrize('sig,code', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_stops_between_batches_and_resume_finishes(nets, clean_run, tmp_path, sig, code):
+    out = tmp_path / 'out'
+    args = ['generate', '--net', nets['main'], *SLOW, '--outdir', out]
+    rc, err = start_and_stop(args, out, sig)
+    assert rc == code, err
+    lines = not_progress(err)
+    assert len(lines) == 1, err
+    m = re.fullmatch(r'autoguide: error: interrupted by (SIG\w+) at image (\d+)/40; '
+                     r'rerun the same command with --resume to finish', lines[0])
+    assert m and m.group(1) == sig.name, err
+    done = int(m.group(2))
+    assert 3 <= done < 40, 'the run ended before the signal; make SLOW slower'
+    # The first `done` seeds, each PNG complete; the manifest; no lock file, no temporary file.
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f'{s:06d}.png' for s in range(done)] + ['manifest.json'], names
+    manifest = json.loads((out / 'manifest.json').read_text())
+    assert manifest['complete'] is False
+    assert manifest['interrupted'] == {'signal': sig.name, 'images_done': done, 'images_total': 40}
+    assert [rec['seed'] for rec in manifest['images']] == list(range(done))
+    assert [rec['file'] for rec in manifest['images']] == names[:-1]
+    for name in names[:-1]:
+        assert (out / name).read_bytes() == (clean_run / name).read_bytes(), name
+
+    r = ok(*args, '--resume', '--quiet')
+    assert r.stderr == ''
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in clean_run.iterdir())
+    for png in clean_run.glob('*.png'):
+        assert (out / png.name).read_bytes() == png.read_bytes(), png.name
+    manifest = json.loads((out / 'manifest.json').read_text())
+    assert manifest['complete'] is True and 'interrupted' not in manifest
+    assert [rec['seed'] for rec in manifest['images']] == list(range(40))
+    assert sum(bool(rec.get('resumed')) for rec in manifest['images']) == done
+
+
+def test_sigterm_stops_a_sweep_and_releases_its_folder(nets, tmp_path):
+    out = tmp_path / 'sweep'
+    args = ['sweep', '--net', nets['main'], '--gnet', nets['guide'], '--guidance', '1,2', *SLOW, '--outdir', out]
+    rc, err = start_and_stop(args, out / 'unguided-w1.00', signal.SIGTERM)
+    lines = err.strip().splitlines()
+    assert rc == 143 and lines[-1].startswith('autoguide: error: interrupted by SIGTERM in setting 1/2'), err
+    assert '--overwrite' in lines[-1]
+    assert not list(out.rglob('.*')), 'a lock or temporary file was left'
+    assert not (out / 'results.json').exists()
+    again = ['sweep', '--net', nets['main'], '--gnet', nets['guide'], '--guidance', '1,2', '--seeds', '0-39',
+             '--steps', 2, '--device', 'cpu', '--outdir', out, '--overwrite', '--quiet']
+    ok(*again)
