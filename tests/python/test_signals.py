@@ -3,6 +3,7 @@ SIGINT (Ctrl-C) stopping `autoguide generate` between batches: the signal's exit
 lock or temporary file left, a manifest of exactly the images finished, and --resume completing the set with
 the bytes of an uninterrupted run."""
 import json
+import os
 import re
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from cli import BIN, autoguide, ok, requires_bin
+from cli import BIN, ok, requires_bin
 
 pytestmark = requires_bin
 
@@ -105,3 +106,45 @@ def test_sigterm_stops_a_sweep_and_releases_its_folder(nets, tmp_path):
     again = ['sweep', '--net', nets['main'], '--gnet', nets['guide'], '--guidance', '1,2', '--seeds', '0-39',
              '--steps', 2, '--device', 'cpu', '--outdir', out, '--overwrite', '--quiet']
     ok(*again)
+
+
+def start_ranks(args, world):
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+
+    def env(r):  # torchrun's variables, as tests/python/test_distributed.py sets them
+        return dict(os.environ, RANK=str(r), WORLD_SIZE=str(world), LOCAL_RANK=str(r), MASTER_ADDR='127.0.0.1',
+                    MASTER_PORT=str(port), OMP_NUM_THREADS='1')
+    return [subprocess.Popen([BIN, *map(str, args)], env=env(r), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True) for r in range(world)]
+
+
+@pytest.mark.parametrize('signalled', [(0, 1), (1,)], ids=['every-rank', 'one-rank'])
+def test_sigterm_under_a_launcher_ends_every_rank(nets, clean_run, tmp_path, signalled):
+    # torchrun and srun signal every rank; a rank signalled alone tells the others. Nobody waits at a barrier.
+    out = tmp_path / 'out'
+    args = ['generate', '--net', nets['main'], *SLOW, '--outdir', out, '--dist-timeout', 60]
+    procs = start_ranks(args, 2)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob('*.png'))) < 4:
+        assert all(p.poll() is None for p in procs), [p.communicate()[1] for p in procs]
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    for r in signalled:
+        procs[r].send_signal(signal.SIGTERM)
+    errs = [p.communicate(timeout=60)[1] for p in procs]
+    expected = [143 if r in signalled else 1 for r in range(2)]
+    assert [p.returncode for p in procs] == expected, errs
+    for err in errs:
+        lines = not_progress(err)
+        assert len(lines) == 1 and 'interrupted by SIGTERM' in lines[0] and '--resume' in lines[0], err
+    assert not list(out.glob('.*')), 'a lock, probe or temporary file was left'
+    if 0 in signalled:  # rank 0 stopped itself: its manifest lists every complete image, the other rank's too
+        manifest = json.loads((out / 'manifest.json').read_text())
+        assert manifest['complete'] is False
+        assert sorted(rec['file'] for rec in manifest['images']) == sorted(p.name for p in out.glob('*.png'))
+    ok(*args[:-2], '--resume', '--quiet')  # one process finishes what two began
+    for png in clean_run.glob('*.png'):
+        assert (out / png.name).read_bytes() == png.read_bytes(), png.name
