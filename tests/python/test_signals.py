@@ -141,10 +141,12 @@ def test_sigterm_under_a_launcher_ends_every_rank(nets, clean_run, tmp_path, sig
         lines = not_progress(err)
         assert len(lines) == 1 and 'interrupted by SIGTERM' in lines[0] and '--resume' in lines[0], err
     assert not list(out.glob('.*')), 'a lock, probe or temporary file was left'
-    if 0 in signalled:  # rank 0 stopped itself: its manifest lists every complete image, the other rank's too
+    if 0 in signalled:  # rank 0 stopped itself: its manifest lists the complete images it saw, the other rank's too
         manifest = json.loads((out / 'manifest.json').read_text())
-        assert manifest['complete'] is False
-        assert sorted(rec['file'] for rec in manifest['images']) == sorted(p.name for p in out.glob('*.png'))
+        listed = {rec['file'] for rec in manifest['images']}
+        assert manifest['complete'] is False and manifest['interrupted']['images_done'] == len(listed) >= 4
+        # The other rank may finish its batch in progress after rank 0 looked: never fewer files than listed.
+        assert listed <= {p.name for p in out.glob('*.png')}
     ok(*args[:-2], '--resume', '--quiet')  # one process finishes what two began
     for png in clean_run.glob('*.png'):
         assert (out / png.name).read_bytes() == png.read_bytes(), png.name
