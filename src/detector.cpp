@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "autoguide/error.hpp"
+#include "autoguide/stop.hpp"
 
 namespace autoguide {
 
@@ -71,7 +72,10 @@ torch::Tensor Detector::operator()(const torch::Tensor& images) {
 
 void extract_features(Detector& detector, const ImageSet& images, int64_t batch, const Shard& shard,
                       const std::function<void(const torch::Tensor&, const IndexRange&)>& sink) {
-  for (const IndexRange& r : rank_batches(images.size(), batch, shard)) sink(detector(images.load(r.begin, r.size())), r);
+  for (const IndexRange& r : rank_batches(images.size(), batch, shard)) {
+    throw_if_stop_requested();  // SIGTERM / SIGINT: stop between batches
+    sink(detector(images.load(r.begin, r.size())), r);
+  }
 }
 
 }  // namespace autoguide

@@ -5,6 +5,7 @@
 #include "autoguide/error.hpp"
 #include "autoguide/format.hpp"
 #include "autoguide/seeds.hpp"
+#include "autoguide/stop.hpp"
 
 namespace autoguide {
 
@@ -82,6 +83,7 @@ GenerateProgress generate(const Nets& nets, const GenerateRequest& req,
   const auto sigmas = karras_sigmas(req.sampler.schedule, torch::kCPU);
 
   for (const IndexRange& range : batches) {
+    throw_if_stop_requested();  // SIGTERM / SIGINT: stop between batches, every finished one handed over
     const std::vector<int64_t> batch(req.seeds.begin() + range.begin, req.seeds.begin() + range.end);
     state.batch_images = range.size();
     state.step = 0;

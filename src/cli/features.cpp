@@ -42,8 +42,8 @@ SetFeatures measure_set(Detector& detector, const ImageSet& images, const Measur
   ProgressLine line(how.show_progress && ranks.root());
   auto draw = [&] {
     const double done = ranks.images_done(static_cast<double>(acc.count()));
-    line.update(done / images.size(), "features " + std::to_string(static_cast<int64_t>(done)) + "/" +
-                                          std::to_string(images.size()));
+    line.update(done / images.size(), done,
+                "features " + std::to_string(static_cast<int64_t>(done)) + "/" + std::to_string(images.size()));
   };
   extract_features(detector, images, how.batch, ranks.shard(), [&](const torch::Tensor& f, const IndexRange& range) {
     check_feature_dim(detector, f, how.expected_dim, how.expected_from);

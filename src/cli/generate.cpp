@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <set>
 
 #include "atomic_file.hpp"
 #include "autoguide/error.hpp"
@@ -13,6 +14,7 @@
 #include "npy.hpp"
 #include "autoguide/png.hpp"
 #include "autoguide/preset.hpp"
+#include "autoguide/stop.hpp"
 #include "commands.hpp"
 #include "nets.hpp"
 #include "progress.hpp"
@@ -85,7 +87,13 @@ class GenerateRun {
     if (!o_.presets.empty()) params_["preset"] = o_.presets.front();
     seeds_ = r_.setup.base.seeds;
     r_.setup.base.seeds = seeds_to_make();
-    const RankOutput made = sample_and_write();
+    RankOutput made;
+    try {
+      sample_and_write(made);
+    } catch (...) {
+      if (!stop_requested()) throw;
+      stopped(made);
+    }
     RunOutput all = collect(made);
     if (!ranks_.root()) return;
     all.records = all_records(std::move(all.records));
@@ -101,7 +109,8 @@ class GenerateRun {
   std::vector<OutputLock> claim_outputs() const;
   void plan_outputs();
   std::vector<int64_t> seeds_to_make() const;
-  RankOutput sample_and_write();
+  void sample_and_write(RankOutput& made);
+  [[noreturn]] void stopped(const RankOutput& made) const;
   RunOutput collect(const RankOutput& made) const;
   nlohmann::json manifest(const RunOutput& all, double seconds) const;
   std::vector<nlohmann::json> all_records(std::vector<nlohmann::json> made) const;
@@ -204,8 +213,8 @@ std::vector<int64_t> GenerateRun::seeds_to_make() const {
   return todo.get<std::vector<int64_t>>();
 }
 
-RankOutput GenerateRun::sample_and_write() {
-  RankOutput made;
+// Fills `made` as batches finish, so that a run stopped by a signal still knows what it finished.
+void GenerateRun::sample_and_write(RankOutput& made) {
   auto sink = [&](const BatchResult& b, const torch::Tensor& pixels) {
     made.batches.push_back(b.seeds);
     if (!o_.npy.empty()) made.samples.push_back(b.samples.to(torch::kCPU));
@@ -227,12 +236,13 @@ RankOutput GenerateRun::sample_and_write() {
   GenerateProgress now;
   auto draw = [&] {  // every rank's images, and this rank's running batch
     const double done = ranks_.images_done(now.fraction() * static_cast<double>(now.images_total));
-    line.update(done / static_cast<double>(req.seeds.size()),
+    line.update(done / static_cast<double>(req.seeds.size()), done,
                 "image " + std::to_string(static_cast<int64_t>(done)) + "/" + std::to_string(req.seeds.size()) +
                     "  step " + std::to_string(now.step) + "/" + std::to_string(now.num_steps));
   };
   auto progress = [&](const GenerateProgress& p) {
-    now = p;
+    now = made.done = p;
+    made.seconds = line.elapsed();
     draw();
     ranks_.check();
   };
@@ -241,7 +251,39 @@ RankOutput GenerateRun::sample_and_write() {
   ranks_.barrier(draw);
   line.finish();
   made.seconds = line.elapsed();
-  return made;
+}
+
+// SIGTERM or SIGINT stopped the run between batches (here, or on another rank that then failed the job):
+// rank 0 writes the manifest of the images finished so far (its own, and complete PNGs the other ranks or an
+// earlier run left), marked incomplete; no collective runs, as other ranks may be gone. The error says how far
+// the run got and how to finish it.
+void GenerateRun::stopped(const RankOutput& made) const {
+  const int sig = stop_signal();
+  const std::set<int64_t> todo(r_.setup.base.seeds.begin(), r_.setup.base.seeds.end());
+  auto done = static_cast<int64_t>(seeds_.size() - todo.size() + made.records.size());
+  if (ranks_.root() && !o_.out.empty()) {
+    std::map<int64_t, nlohmann::json> mine;
+    for (const auto& rec : made.records) mine[rec["seed"].get<int64_t>()] = rec;
+    RunOutput finished;
+    for (int64_t s : seeds_) {
+      if (mine.count(s)) {
+        finished.records.push_back(mine.at(s));
+      } else if (png_is_complete(paths_.at(s))) {
+        nlohmann::json rec = {{"seed", s}, {"file", fs::relative(paths_.at(s), o_.out).string()}};
+        if (!todo.count(s)) rec["resumed"] = true;
+        finished.records.push_back(rec);
+      }
+    }
+    finished.main_evals = made.done.main_evals, finished.guide_evals = made.done.guide_evals;
+    done = static_cast<int64_t>(finished.records.size());
+    nlohmann::json m = manifest(finished, made.seconds);
+    m["complete"] = false;
+    m["interrupted"] = {{"signal", signal_name(sig)}, {"images_done", done}, {"images_total", seeds_.size()}};
+    write_file_atomic((fs::path(o_.out) / "manifest.json").string(), m.dump(2) + "\n");
+  }
+  throw Interrupted(sig, "interrupted by " + signal_name(sig) + " at image " + std::to_string(done) + "/" +
+                             std::to_string(seeds_.size()) + "; rerun the same command" +
+                             (o_.out.empty() ? "" : " with --resume to finish"));
 }
 
 RunOutput GenerateRun::collect(const RankOutput& made) const {
@@ -288,6 +330,7 @@ nlohmann::json GenerateRun::manifest(const RunOutput& all, double seconds) const
     m["vae_decode_seconds"] = n_.decoder->vae_seconds();
   }
   m["images"] = all.records;
+  m["complete"] = true;  // false in the manifest of a run stopped by a signal
   m["seconds"] = seconds;
   m["network_evaluations"] = {{"main", all.main_evals}, {"guide", all.guide_evals}};
   if (!all.ranks.is_null()) m["ranks"] = all.ranks;

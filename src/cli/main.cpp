@@ -6,15 +6,24 @@
 
 #include "autoguide/error.hpp"
 #include "autoguide/format.hpp"
+#include "autoguide/stop.hpp"
 #include "autoguide/version.hpp"
 #include "commands.hpp"
 #include "options.hpp"
+#include "signals.hpp"
 
 namespace {
 
 int fail(int code, const std::string& message) {
   std::cerr << "autoguide: error: " << autoguide::first_line(message) << "\n";
   return code;
+}
+
+// A failure once SIGTERM or SIGINT asked the run to stop (here, or on another rank that then failed the job)
+// is that stop: the status a signal gives (143, 130), so that a launcher sees the job was ended, not broken.
+int runtime_fail(const std::string& message) {
+  using autoguide::stop_signal;
+  return fail(stop_signal() ? autoguide::cli::exit_code_for_signal(stop_signal()) : 1, message);
 }
 
 }  // namespace
@@ -44,10 +53,12 @@ int main(int argc, char** argv) {
     return fail(2, message);
   } catch (const autoguide::UsageError& e) {
     return fail(2, autoguide::cli::user_message(e));
+  } catch (const autoguide::Interrupted& e) {
+    return fail(autoguide::cli::exit_code_for_signal(e.signal()), e.what());
   } catch (const c10::Error& e) {
-    return fail(1, e.what_without_backtrace());
+    return runtime_fail(e.what_without_backtrace());
   } catch (const std::exception& e) {
-    return fail(1, autoguide::cli::user_message(e));
+    return runtime_fail(autoguide::cli::user_message(e));
   }
   return 0;
 }

@@ -11,6 +11,7 @@
 #include "atomic_file.hpp"
 #include "autoguide/error.hpp"
 #include "options.hpp"
+#include "signals.hpp"
 
 namespace fs = std::filesystem;
 
@@ -70,6 +71,7 @@ nlohmann::json Ranks::describe(const std::vector<nlohmann::json>& entries) const
 }
 
 void run_as_rank(const CLI::App& cmd, double dist_timeout, const std::function<void(Ranks&)>& body) {
+  install_stop_handlers();  // SIGTERM / SIGINT stop the run between batches (and end every rank, see below)
   Ranks ranks;
   ranks.launch = read_launch([](const char* name) -> const char* { return std::getenv(name); });
   if (!ranks.launch.distributed()) return body(ranks);

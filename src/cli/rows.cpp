@@ -7,6 +7,7 @@
 
 #include "autoguide/error.hpp"
 #include "autoguide/grid.hpp"
+#include "autoguide/stop.hpp"
 #include "image_output.hpp"
 #include "features.hpp"
 #include "progress.hpp"
@@ -48,12 +49,15 @@ std::array<int64_t, 3> common_image_shape(const std::vector<Row>& rows) {
   return shape;
 }
 
-void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, std::vector<FdSpace>& spaces,
-              const Ranks& ranks) {
+namespace {
+
+// run_rows, with `i` the row being run.
+void run_each_row(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out,
+                  std::vector<FdSpace>& spaces, const Ranks& ranks, size_t& i) {
   ProgressLine line(!out.quiet && ranks.root());
   const auto n = static_cast<int64_t>(base.seeds.size());
   const int64_t preview = out.grid_cols == 0 ? n : std::min<int64_t>(out.grid_cols, n);
-  for (size_t i = 0; i < rows.size(); ++i) {
+  for (i = 0; i < rows.size(); ++i) {
     Row& row = rows[i];
     if (row.same_as >= 0) {
       const Row& earlier = rows[static_cast<size_t>(row.same_as)];
@@ -81,6 +85,7 @@ void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOut
     auto draw = [&] {  // every rank's images of this row
       const double done = ranks.images_done(now.fraction() * static_cast<double>(now.images_total));
       line.update((static_cast<double>(i) + done / static_cast<double>(n)) / static_cast<double>(rows.size()),
+                  static_cast<double>(i) * static_cast<double>(n) + done,
                   where + std::to_string(static_cast<int64_t>(done)) + "/" + std::to_string(n));
     };
     auto progress = [&](const GenerateProgress& p) {
@@ -100,6 +105,22 @@ void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOut
     }
     line.finish();
     if (!out.quiet && ranks.root()) summarise(row, base.seeds.size(), spaces);
+  }
+}
+
+}  // namespace
+
+void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, std::vector<FdSpace>& spaces,
+              const Ranks& ranks) {
+  size_t i = 0;
+  try {
+    run_each_row(rows, base, out, spaces, ranks, i);
+  } catch (...) {  // SIGTERM / SIGINT between batches (here, or on another rank that then failed the job)
+    if (!stop_requested()) throw;
+    const int sig = stop_signal();
+    throw Interrupted(sig, "interrupted by " + signal_name(sig) + " in setting " + std::to_string(i + 1) + "/" +
+                               std::to_string(rows.size()) + " (" + rows[std::min(i, rows.size() - 1)].setting.label +
+                               "); no results were written: rerun the same command with --overwrite");
   }
 }
 

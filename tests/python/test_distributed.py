@@ -6,6 +6,7 @@ RANK/WORLD_SIZE set by hand are torchrun's environment without its agent: our ow
 import getpass
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -63,7 +64,8 @@ def codes(results):
 
 
 def one_line_error(stderr, message):
-    lines = stderr.strip().splitlines()
+    # In a log (stderr a pipe) rank 0's progress lines of the work done before the failure come first.
+    lines = [line for line in stderr.strip().splitlines() if not re.search(r'  \d+%  elapsed .* ETA ', line)]
     assert len(lines) == 1 and lines[0].startswith('autoguide: error: '), stderr
     assert message in lines[0], lines[0]
 
