@@ -51,9 +51,18 @@ std::array<int64_t, 3> common_image_shape(const std::vector<Row>& rows) {
 
 namespace {
 
-// run_rows, with `i` the row being run.
-void run_each_row(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out,
-                  std::vector<FdSpace>& spaces, const Ranks& ranks, size_t& i) {
+// run_rows' arguments, and the row being run (for the message of a run stopped by a signal).
+struct RowsJob {
+  std::vector<Row>& rows;
+  const GenerateRequest& base;
+  const RowsOutput& out;
+  std::vector<FdSpace>& spaces;
+  const Ranks& ranks;
+  size_t current = 0;
+};
+
+void run_each_row(RowsJob& job) {
+  auto& [rows, base, out, spaces, ranks, i] = job;
   ProgressLine line(!out.quiet && ranks.root());
   const auto n = static_cast<int64_t>(base.seeds.size());
   const int64_t preview = out.grid_cols == 0 ? n : std::min<int64_t>(out.grid_cols, n);
@@ -112,9 +121,10 @@ void run_each_row(std::vector<Row>& rows, const GenerateRequest& base, const Row
 
 void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, std::vector<FdSpace>& spaces,
               const Ranks& ranks) {
-  size_t i = 0;
+  RowsJob job{rows, base, out, spaces, ranks};
+  const size_t& i = job.current;
   try {
-    run_each_row(rows, base, out, spaces, ranks, i);
+    run_each_row(job);
   } catch (...) {  // SIGTERM / SIGINT between batches (here, or on another rank that then failed the job)
     if (!stop_requested()) throw;
     const int sig = stop_signal();
