@@ -40,18 +40,29 @@ void run_fid(const Params& o, const Ranks& ranks) {
   ranks.use_device(device);
   Detector detector = Detector::load(detector_path, device);
   const bool progress = !o.quiet && !o.json;
-  const SetFeatures gen = measure_set(detector, images, {o.batch, o.pr, progress, ref ? ref->dim() : 0, ref_path}, ranks);
-
   SetFeatures ref_set;
-  if (!o.ref_images.empty()) {
-    ref_set = reference_features(detector, o.ref_images, o.batch, progress, ranks);
-    if (ref_set.stats.dim() != gen.stats.dim())
+  auto check_ref_set = [&](int64_t dim) {
+    if (ref_set.stats.dim() != dim)
       throw UsageError("'" + o.ref_images + "' has " + std::to_string(ref_set.stats.dim()) +
-                       " features per image, the detector gives " + std::to_string(gen.stats.dim()) +
+                       " features per image, the detector gives " + std::to_string(dim) +
                        "; use the detector the features were made with");
     if (o.pr && ref_set.stats.num_images <= kNeighbours)
       throw UsageError("precision/recall with k=3 need at least 4 reference images; '" + o.ref_images + "' holds " +
                        std::to_string(ref_set.stats.num_images));
+  };
+  // Reference features from a file cost no detector pass: checked (against the detector's D on two blank
+  // images) before the generated set is measured, so that a bad file costs nothing.
+  const bool ref_is_features = !o.ref_images.empty() && is_features_file(o.ref_images);
+  if (ref_is_features) {
+    ref_set = reference_features(detector, o.ref_images, o.batch, progress, ranks);
+    const auto& shape = images.image_shape();
+    check_ref_set(detector.dim() > 0 ? detector.dim()
+                                     : detector(torch::zeros({2, shape[0], shape[1], shape[2]}, torch::kUInt8)).size(1));
+  }
+  const SetFeatures gen = measure_set(detector, images, {o.batch, o.pr, progress, ref ? ref->dim() : 0, ref_path}, ranks);
+  if (!o.ref_images.empty() && !ref_is_features) {
+    ref_set = reference_features(detector, o.ref_images, o.batch, progress, ranks);
+    check_ref_set(gen.stats.dim());
   }
   if (!ranks.root()) return;
   if (!ref) ref = ref_set.stats;

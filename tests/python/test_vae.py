@@ -460,7 +460,7 @@ def test_generate_refuses_bad_vae_input(case, latent_models, tmp_path):
         export_precond(model_fixtures.random_net(0, 16, 1), str(net))
         expect = ['drop --vae']
     elif case == 'batch':
-        extra, expect = ['--vae-batch', '0'], ['--vae-batch: must be a whole number >= 1 (got 0)']
+        extra, expect = ['--vae-batch', '0'], ['--vae-batch must be at least 1 (got 0)']
     else:
         extra, expect = ['--vae-dtype', 'fp64'], ["unknown --vae-dtype 'fp64'"]
     r = autoguide('generate', '--net', net, '--vae', vae, '--seeds', '0', '--steps', 2, '--outdir', tmp_path / 'out',
