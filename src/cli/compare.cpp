@@ -45,7 +45,30 @@ std::string label(GuidanceMode mode, double w, double alpha = std::nan("")) {
   return l;
 }
 
-void check_explicit(const Params& o, const RowWeights& w) {
+struct PresetRow {
+  Preset preset;
+  PresetFiles files;
+};
+
+// One `autoguide compare`: its options, weights, request, presets, nets and ranks, from the options to the grid.
+class CompareRun {
+ public:
+  CompareRun(const Params& o, const Ranks& ranks) : o(o), ranks(ranks), w(row_weights(o)) {
+    if (o.presets.empty()) check_explicit();
+  }
+  void run();
+
+ private:
+  void check_explicit() const;
+  std::vector<Row> explicit_rows(NetCache& nets, const GenerateRequest& base) const;
+  std::vector<PresetRow> locate_presets(const SamplingSetup& setup, std::string& vae) const;
+
+  const Params& o;
+  const Ranks& ranks;
+  const RowWeights w;
+};
+
+void CompareRun::check_explicit() const {
   if (o.net.empty()) throw UsageError("no main net: give --net MODEL.pt or --preset NAME (repeatable)");
   if (o.gnets.empty() && o.uncond.empty())
     throw UsageError("nothing to compare: give --gnet G.pt --ag W (autoguidance) and/or --uncond U.pt --cfg W (CFG)");
@@ -59,7 +82,7 @@ void check_explicit(const Params& o, const RowWeights& w) {
 }
 
 // None, then CFG, autoguidance (a row per guide) and the mix (with the first guide) where their nets are given.
-std::vector<Row> explicit_rows(const Params& o, const RowWeights& w, NetCache& nets, const GenerateRequest& base) {
+std::vector<Row> CompareRun::explicit_rows(NetCache& nets, const GenerateRequest& base) const {
   const Denoiser& main = nets.get(o.net);
   const Denoiser* uncond = o.uncond.empty() ? nullptr : &nets.get(o.uncond);
   std::vector<Row> rows;
@@ -86,13 +109,9 @@ std::vector<Row> explicit_rows(const Params& o, const RowWeights& w, NetCache& n
   return rows;
 }
 
-struct PresetRow {
-  Preset preset;
-  PresetFiles files;
-};
 
 // The presets and their files (every missing file of every preset listed at once); the VAE they share.
-std::vector<PresetRow> locate_presets(const Params& o, const SamplingSetup& setup, std::string& vae) {
+std::vector<PresetRow> CompareRun::locate_presets(const SamplingSetup& setup, std::string& vae) const {
   for (const char* flag : {"--net", "--gnet", "--uncond", "--guidance", "--ag", "--cfg", "--alpha", "--mix"})
     if (o.given(flag))
       throw UsageError("--preset rows bring their own nets and weights; drop --net/--gnet/--uncond/--guidance/--ag/"
@@ -145,20 +164,17 @@ void print_fds(const std::vector<Row>& rows, const std::vector<FdSpace>& spaces)
   }
 }
 
-void run_compare(const Params& o, const Ranks& ranks) {
-  if (o.out.empty()) throw UsageError("nothing to write: give --out FILE.png");
-  const RowWeights weights = row_weights(o);
-  if (o.presets.empty()) check_explicit(o, weights);
+void CompareRun::run() {
   const SamplingSetup setup = resolve_sampling(o, fd_seeds(o), ranks.shard());
   ranks.use_device(setup.device);
   std::string vae = o.vae;
-  const std::vector<PresetRow> presets = o.presets.empty() ? std::vector<PresetRow>{} : locate_presets(o, setup, vae);
+  const std::vector<PresetRow> presets = o.presets.empty() ? std::vector<PresetRow>{} : locate_presets(setup, vae);
   if (!o.overwrite && file_exists(o.out)) throw UsageError(o.out + " already exists; add --overwrite to replace it");
   std::optional<OutputLock> lock;  // one run at a time writes --out (rank 0 claims for all ranks)
   if (ranks.root()) lock.emplace(OutputLock::claim_file(o.out, "--out"));
 
   NetCache nets(setup, vae);
-  std::vector<Row> rows = presets.empty() ? explicit_rows(o, weights, nets, setup.base) : preset_rows(presets, nets, setup.base);
+  std::vector<Row> rows = presets.empty() ? explicit_rows(nets, setup.base) : preset_rows(presets, nets, setup.base);
   std::vector<FdSpace> spaces = open_fd(o, setup.device, common_image_shape(rows));
   check_same_files(ranks, nets.file_hashes());
   ensure_writable_parent(o.out);
@@ -183,7 +199,10 @@ void add_compare(CLI::App& app) {
       "  autoguide compare --net main.pt --gnet guide.pt --ag 2 --uncond uncond.pt --cfg 1.4 --alpha 0.5 "
       "--detector det.pt --ref ref.npz --num 500 --out cmp.png\n"
       "  autoguide compare --preset edm2-img512-s-fid --preset edm2-img512-s-autog-fid --out cmp.png");
-  cmd->callback([cmd] { run_as_rank(*cmd, o.dist_timeout, [](const Ranks& ranks) { run_compare(o, ranks); }); });
+  cmd->callback([cmd] { run_as_rank(*cmd, o.dist_timeout, [](const Ranks& ranks) {
+    if (o.out.empty()) throw UsageError("nothing to write: give --out FILE.png");
+    CompareRun(o, ranks).run();
+  }); });
 }
 
 }  // namespace autoguide::cli

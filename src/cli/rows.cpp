@@ -35,7 +35,7 @@ void summarise(const Row& row, size_t images, const std::vector<FdSpace>& spaces
     fd_text += ", " + fd_label(spaces, k) + v;
   }
   std::cerr << "autoguide: " << row.setting.label << " (" << to_string(row.run.mode) << "): " << images
-            << " images in " << row.run.seconds << " s" << fd_text << "\n";
+            << " images in " << row.seconds << " s" << fd_text << "\n";
 }
 
 }  // namespace
@@ -70,7 +70,7 @@ void run_each_row(RowsJob& job) {
     Row& row = rows[i];
     if (row.same_as >= 0) {
       const Row& earlier = rows[static_cast<size_t>(row.same_as)];
-      row.run = earlier.run, row.fd = earlier.fd, row.folder = earlier.folder;
+      row.run = earlier.run, row.fd = earlier.fd, row.folder = earlier.folder, row.seconds = earlier.seconds;
       continue;
     }
     const GenerateRequest req = row.setting.request(base);
@@ -107,7 +107,7 @@ void run_each_row(RowsJob& job) {
     now = row.run.done;
     ranks.barrier(draw);
     row.run.preview = gather_preview(row, preview, ranks);
-    row.run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     for (size_t k = 0; k < stats.size(); ++k) {
       const FeatureStats s = stats[k].finish(ranks.get());
       if (ranks.root()) row.fd.push_back(frechet_distance(s, spaces[k].ref));

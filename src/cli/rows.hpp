@@ -21,7 +21,8 @@ struct Row {
   nlohmann::json provenance = nlohmann::json::object();  // recorded beside the parameters (e.g. the preset)
   std::string folder;  // under the output folder; empty: no PNGs
   int same_as = -1;    // an earlier row that samples the very same images (w = 1 whatever the guide)
-  SettingRun run;
+  SettingRun run;       // what the library did on this rank (run.seconds: its sampling alone)
+  double seconds = 0;   // the row's wall time on rank 0: sampling, waiting for the other ranks, gathering
   std::vector<double> fd;  // one per feature space, when measured
 };
 

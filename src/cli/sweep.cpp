@@ -61,7 +61,33 @@ struct SweepNets {
   std::vector<std::string> gnets;
 };
 
-SweepNets sweep_nets(const Params& o, const SamplingSetup& setup) {
+// One `autoguide sweep`: its options, request, nets, rows and ranks, from the options to the files written.
+class SweepRun {
+ public:
+  SweepRun(const Params& o, const Ranks& ranks)
+      : o(o), ranks(ranks), weights(parse_weights(o.guidance)), setup(resolve_sampling(o, fd_seeds(o), ranks.shard())),
+        chosen(choose_nets()), nets(setup, chosen.vae) {}
+  void run();
+
+ private:
+  SweepNets choose_nets() const;
+  std::vector<Row> make_rows();
+  std::set<std::string> plan_outputs() const;
+  void clear_folders(const std::set<std::string>& folders) const;
+  void write_fd_plot(const fs::path& file) const;
+  void write_results(const nlohmann::json& rank_times) const;
+
+  const Params& o;
+  const Ranks& ranks;
+  const std::vector<double> weights;
+  const SamplingSetup setup;
+  const SweepNets chosen;
+  NetCache nets;
+  std::vector<Row> rows;  // guide-major, one per weight
+  std::vector<FdSpace> spaces;
+};
+
+SweepNets SweepRun::choose_nets() const {
   SweepNets n{o.net, o.vae, {}};
   if (o.presets.size() > 1) throw UsageError("sweep takes one --preset; compare takes several (a row each)");
   if (!o.presets.empty()) {
@@ -87,8 +113,7 @@ SweepNets sweep_nets(const Params& o, const SamplingSetup& setup) {
 }
 
 // One row per guide and weight, in that order.
-std::vector<Row> sweep_rows(const Params& o, NetCache& nets, const SweepNets& chosen,
-                            const std::vector<double>& weights) {
+std::vector<Row> SweepRun::make_rows() {
   const std::vector<std::string> names = guide_names(chosen.gnets);
   const Denoiser& main = nets.get(chosen.net);
   PixelDecoder& decoder = nets.decoder(main);
@@ -112,7 +137,7 @@ std::vector<Row> sweep_rows(const Params& o, NetCache& nets, const SweepNets& ch
 
 // The sweep's files and folders, refused where they exist unless --overwrite (nothing a user already has is
 // replaced unless asked). Returns the folders.
-std::set<std::string> plan_outputs(const Params& o, const SweepNets& chosen, const std::vector<double>& weights) {
+std::set<std::string> SweepRun::plan_outputs() const {
   const fs::path out(o.out);
   std::set<std::string> folders;
   for (const auto& name : guide_names(chosen.gnets))
@@ -127,7 +152,7 @@ std::set<std::string> plan_outputs(const Params& o, const SweepNets& chosen, con
 
 // With --overwrite, old PNGs in a setting's folder go first, so that a folder holds this run's images only
 // (fid reads whole folders). Rank 0 clears before any rank writes.
-void clear_folders(const Params& o, const std::set<std::string>& folders, const Ranks& ranks) {
+void SweepRun::clear_folders(const std::set<std::string>& folders) const {
   ensure_writable_dir(o.out);
   check_shared_folder(ranks, o.out);
   if (!o.overwrite) return;
@@ -138,21 +163,10 @@ void clear_folders(const Params& o, const std::set<std::string>& folders, const 
   ranks.barrier();
 }
 
-// What a sweep ran: its nets, its rows (guide-major, one per weight), the weights, the shared request and the
-// feature spaces measured.
-struct SweepOutcome {
-  const SweepNets& chosen;
-  const std::vector<Row>& rows;
-  const std::vector<double>& weights;
-  const GenerateRequest& base;
-  const std::vector<FdSpace>& spaces;
-};
-
 // FD against w, a curve per guide and feature space.
-void write_fd_plot(const fs::path& file, const SweepOutcome& run) {
-  const std::vector<std::string> names = guide_names(run.chosen.gnets);
-  const auto& [chosen, rows, weights, base, spaces] = run;
-  const size_t samples = base.seeds.size();
+void SweepRun::write_fd_plot(const fs::path& file) const {
+  const std::vector<std::string> names = guide_names(chosen.gnets);
+  const size_t samples = setup.base.seeds.size();
   std::vector<Series> curves;
   for (size_t g = 0; g < names.size(); ++g)
     for (size_t f = 0; f < spaces.size(); ++f) {
@@ -168,8 +182,8 @@ void write_fd_plot(const fs::path& file, const SweepOutcome& run) {
 }
 
 // grid.png, results.csv/json and, with FDs, fd.png.
-void write_results(const Params& o, const SweepOutcome& run, const nlohmann::json& ranks) {
-  const auto& [chosen, rows, weights, base, spaces] = run;
+void SweepRun::write_results(const nlohmann::json& rank_times) const {
+  const GenerateRequest& base = setup.base;
   const fs::path out(o.out);
   const std::vector<std::string>& gnets = chosen.gnets;
   const std::vector<std::string> names = guide_names(gnets);
@@ -184,7 +198,7 @@ void write_results(const Params& o, const SweepOutcome& run, const nlohmann::jso
     const size_t g = k / weights.size();
     nlohmann::json j = {{"guide", names[g]},        {"guide_file", gnets[g]}, {"w", r.setting.guidance},
                         {"mode", to_string(r.run.mode)}, {"folder", r.folder},   {"label", r.setting.label},
-                        {"images", base.seeds.size()},   {"seconds", r.run.seconds}};
+                        {"images", base.seeds.size()},   {"seconds", r.seconds}};
     if (spaces.size() == 1) j["fd"] = r.fd[0];
     for (size_t f = 0; spaces.size() > 1 && f < spaces.size(); ++f) j["fds"][spaces[f].name] = r.fd[f];
     settings_json.push_back(j);
@@ -208,35 +222,30 @@ void write_results(const Params& o, const SweepOutcome& run, const nlohmann::jso
   if (spaces.size() == 1) results["detector"] = o.detectors[0], results["ref"] = o.refs[0];
   for (size_t f = 0; spaces.size() > 1 && f < spaces.size(); ++f)
     results["spaces"].push_back({{"name", spaces[f].name}, {"detector", o.detectors[f]}, {"ref", o.refs[f]}});
-  if (!ranks.is_null()) results["ranks"] = ranks;
+  if (!rank_times.is_null()) results["ranks"] = rank_times;
   write_file_atomic((out / "results.csv").string(), csv);
   write_file_atomic((out / "results.json").string(), results.dump(2) + "\n");
-  if (!spaces.empty()) write_fd_plot(out / "fd.png", run);
+  if (!spaces.empty()) write_fd_plot(out / "fd.png");
 }
 
-void run_sweep(const Params& o, const Ranks& ranks) {
-  if (o.out.empty()) throw UsageError("no output folder: give --out DIR");
-  const std::vector<double> weights = parse_weights(o.guidance);
-  const SamplingSetup setup = resolve_sampling(o, fd_seeds(o), ranks.shard());
+void SweepRun::run() {
   ranks.use_device(setup.device);
-  const SweepNets chosen = sweep_nets(o, setup);
-  const std::set<std::string> folders = plan_outputs(o, chosen, weights);
+  const std::set<std::string> folders = plan_outputs();
   std::optional<OutputLock> lock;  // one run at a time in a sweep folder (rank 0 claims for all ranks)
   if (ranks.root()) lock.emplace(OutputLock::claim_folder(o.out, "--out"));
 
-  NetCache nets(setup, chosen.vae);
-  std::vector<Row> rows = sweep_rows(o, nets, chosen, weights);
+  rows = make_rows();
   std::vector<Setting> settings;
   for (const auto& r : rows) settings.push_back(r.setting);
   validate(settings, setup.base);
-  std::vector<FdSpace> spaces = open_fd(o, setup.device, rows.front().decoder->image_shape());
+  spaces = open_fd(o, setup.device, rows.front().decoder->image_shape());
   check_same_files(ranks, nets.file_hashes());
-  clear_folders(o, folders, ranks);
+  clear_folders(folders);
 
   run_rows(rows, setup.base, {o.out, o.grid_cols, o.quiet}, spaces, ranks);
   const nlohmann::json times = ranks.describe(ranks.gather_json(ranks.times()));
   if (!ranks.root()) return;
-  write_results(o, {chosen, rows, weights, setup.base, spaces}, times);
+  write_results(times);
   if (!o.quiet)
     std::cerr << "autoguide: swept " << rows.size() << " settings; wrote " << (fs::path(o.out) / "grid.png").string()
               << ", " << (fs::path(o.out) / "results.csv").string()
@@ -257,7 +266,10 @@ void add_sweep(CLI::App& app) {
       "  autoguide sweep --net main.pt --uncond uncond.pt --guidance 1,1.5,2 --detector det.pt --ref ref.npz "
       "--num 500 --out out/cfg\n"
       "  autoguide sweep --preset edm2-img64-s-autog-fid --guidance 1.5:2.5:0.1 --out out/s");
-  cmd->callback([cmd] { run_as_rank(*cmd, o.dist_timeout, [](const Ranks& ranks) { run_sweep(o, ranks); }); });
+  cmd->callback([cmd] { run_as_rank(*cmd, o.dist_timeout, [](const Ranks& ranks) {
+    if (o.out.empty()) throw UsageError("no output folder: give --out DIR");
+    SweepRun(o, ranks).run();
+  }); });
 }
 
 }  // namespace autoguide::cli
