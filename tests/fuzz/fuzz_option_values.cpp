@@ -26,12 +26,12 @@ void weights(const std::string& text) {
 
 void intervals(const std::string& text) {
   try {
-    const auto g = autoguide::autoguide::cli::parse_interval_sigma(text);
+    const auto g = autoguide::cli::parse_interval_sigma(text);
     if (!(std::isfinite(g.lo) && std::isfinite(g.hi) && 0 <= g.lo && g.lo < g.hi)) __builtin_trap();
   } catch (const autoguide::UsageError&) {
   }
   try {
-    const auto g = autoguide::autoguide::cli::parse_interval_steps(text);
+    const auto g = autoguide::cli::parse_interval_steps(text);
     if (!(0 <= g.first && g.first <= g.last)) __builtin_trap();
     g.validate(32);
   } catch (const autoguide::UsageError&) {
