@@ -6,6 +6,7 @@ packages=(
   build-essential cmake g++ pkg-config curl   # curl: scripts/get_edm2.sh downloads
   libtorch-dev libcli11-dev nlohmann-json3-dev libstb-dev libgtest-dev
   clang libclang-rt-14-dev llvm-14   # scripts/dev/sanitize.sh, scripts/dev/fuzz.sh: ASan/UBSan, libFuzzer, llvm-symbolizer
+  zlib1g-dev                      # deflated .npz members (statistics written by numpy.savez_compressed)
   libgloo-dev                     # Gloo's headers, for c10d's CPU process group (many ranks)
   openmpi-bin slurm-wlm munge     # launchers the many-rank tests start: mpirun, a one-node Slurm with munge
   libopenblas0-pthread libblas3  # libblas3 (netlib) only for the test that the slow-BLAS warning fires; Debian's LibTorch links libblas.so.3; netlib BLAS is ~27x slower on 1x1 convs

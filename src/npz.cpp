@@ -1,8 +1,11 @@
 #include "npz.hpp"
 
+#include <zlib.h>
+
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <vector>
 
 #include "atomic_file.hpp"
 #include "crc32.hpp"
@@ -31,6 +34,31 @@ uint32_t get(const std::string& b, size_t pos, int bytes) {
   uint32_t v = 0;
   for (int i = 0; i < bytes; ++i) v |= uint32_t(static_cast<unsigned char>(b[pos + i])) << (8 * i);
   return v;
+}
+
+// A member larger than this, as the archive declares it, is refused before anything is allocated: a few bytes
+// of deflate can claim gigabytes (a ZIP bomb). 1 GiB holds an 11,585 x 11,585 float64 covariance.
+constexpr uint32_t kMaxMemberBytes = uint32_t(1) << 30;
+
+// Raw deflate (ZIP method 8, what numpy.savez_compressed writes), expected to give exactly `size` bytes; false
+// when the stream is damaged, truncated, or gives more or fewer. Output grows as data really inflates (never
+// allocated from the declared size), and stops one chunk past it.
+bool inflate_exactly(const std::string& in, size_t size, std::string& out) {
+  out.clear();
+  z_stream z{};
+  if (inflateInit2(&z, -MAX_WBITS) != Z_OK) return false;
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  std::vector<char> chunk(1 << 16);
+  int rc = Z_OK;
+  while (rc == Z_OK && out.size() <= size) {  // Z_BUF_ERROR: the input ended before the stream did
+    z.next_out = reinterpret_cast<Bytef*>(chunk.data());
+    z.avail_out = static_cast<uInt>(chunk.size());
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.append(chunk.data(), chunk.size() - z.avail_out);
+  }
+  inflateEnd(&z);
+  return rc == Z_STREAM_END && out.size() == size;
 }
 
 }  // namespace
@@ -121,15 +149,26 @@ std::map<std::string, torch::Tensor> decode_npz(const std::string& b, const std:
     const std::string name = b.substr(pos + 46, name_len);
     pos += 46 + name_len + extra_len + comment_len;
     if (flags & 1) throw bad("member '" + name + "' is encrypted");
-    if (method != 0) throw bad("member '" + name + "' is compressed; write it with numpy.savez, not savez_compressed");
+    if (method != 0 && method != 8)
+      throw bad("member '" + name + "' uses ZIP compression method " + std::to_string(method) +
+                "; numpy writes stored (savez) or deflate (savez_compressed) members");
     if (csize == 0xffffffff || usize == 0xffffffff || local == 0xffffffff)
       throw bad("ZIP64 archives are not supported");
-    if (csize != usize) throw bad("member '" + name + "' has inconsistent sizes");
+    if (method == 0 && csize != usize) throw bad("member '" + name + "' has inconsistent sizes");
+    if (usize > kMaxMemberBytes)
+      throw bad("member '" + name + "' declares " + std::to_string(usize) + " bytes, more than the 1 GiB allowed");
     if (size_t(local) + 30 > b.size() || get(b, local, 4) != kLocalHeader) throw bad("damaged entry '" + name + "'");
     // The local header's own extra field may differ from the central one (numpy adds ZIP64 extras there).
     const size_t start = local + 30 + get(b, local + 26, 2) + get(b, local + 28, 2);
     if (start + csize > b.size()) throw bad("entry '" + name + "' is truncated");
-    const std::string data = b.substr(start, csize);
+    std::string data = b.substr(start, csize);
+    if (method == 8) {
+      std::string inflated;
+      if (!inflate_exactly(data, usize, inflated))
+        throw bad("entry '" + name + "' does not inflate to its declared " + std::to_string(usize) +
+                  " bytes (damaged file)");
+      data = std::move(inflated);
+    }
     if (crc32(reinterpret_cast<const unsigned char*>(data.data()), data.size()) != crc)
       throw bad("entry '" + name + "' fails its CRC check (damaged file)");
     if (name.size() < 4 || name.compare(name.size() - 4, 4, ".npy") != 0) continue;  // not an array

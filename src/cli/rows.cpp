@@ -62,7 +62,13 @@ struct RowsJob {
 };
 
 void run_each_row(RowsJob& job) {
-  auto& [rows, base, out, spaces, ranks, i] = job;
+  // Plain references, not a structured binding: lambdas below use them (clang refuses captured bindings in C++17).
+  std::vector<Row>& rows = job.rows;
+  const GenerateRequest& base = job.base;
+  const RowsOutput& out = job.out;
+  std::vector<FdSpace>& spaces = job.spaces;
+  const Ranks& ranks = job.ranks;
+  size_t& i = job.current;
   ProgressLine line(!out.quiet && ranks.root());
   const auto n = static_cast<int64_t>(base.seeds.size());
   const int64_t preview = out.grid_cols == 0 ? n : std::min<int64_t>(out.grid_cols, n);

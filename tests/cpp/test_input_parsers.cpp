@@ -101,7 +101,8 @@ TEST(NpzInput, NumpysArchivesReadAndDamagedOnesAreRefused) {
   const auto arrays = decode_npz(corpus("npz/stats.npz"), "stats.npz");
   EXPECT_EQ(arrays.at("mu").sizes(), c10::IntArrayRef({3}));
   EXPECT_EQ(arrays.at("num_images").item<int64_t>(), 10);
-  EXPECT_TRUE(says(refusal([] { decode_npz(corpus("npz/compressed.npz"), "c"); }), "savez_compressed"));
+  // numpy.savez_compressed: the deflated member reads back as numpy wrote it (arange(3)).
+  EXPECT_TRUE(torch::equal(decode_npz(corpus("npz/compressed.npz"), "c").at("mu"), torch::arange(3, torch::kFloat64)));
   const std::string stats = corpus("npz/stats.npz");
   EXPECT_TRUE(says(refusal([&] { decode_npz(stats.substr(0, stats.size() - 30), "cut"); }), "not a usable .npz"));
   EXPECT_EQ(decode_npz(corpus("npz/mixed.npz"), "m").size(), 1u);  // the text member is not an array

@@ -7,6 +7,7 @@ the detector returns that row of a float64 table, so the test knows the features
 import json
 import os
 import subprocess
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -203,9 +204,13 @@ def test_stats_written_by_numpy_savez_are_accepted(tmp_path):
     t = TableSets(tmp_path, {'ref': rng.standard_normal((60, 5)), 'gen': rng.standard_normal((50, 5))})
     z = ref_stats(t.detector, t.paths['ref'], tmp_path / 'ours.npz')
     np.savez(tmp_path / 'numpy.npz', mu=z['mu'], sigma=z['sigma'])
+    # savez_compressed (pytorch-fid's and TTUR's statistics): deflated members, read back bit for bit.
+    np.savez_compressed(tmp_path / 'compressed.npz', mu=z['mu'], sigma=z['sigma'])
     ours = fid_json('--detector', t.detector, '--images', t.paths['gen'], '--ref', tmp_path / 'ours.npz')
     theirs = fid_json('--detector', t.detector, '--images', t.paths['gen'], '--ref', tmp_path / 'numpy.npz')
+    packed = fid_json('--detector', t.detector, '--images', t.paths['gen'], '--ref', tmp_path / 'compressed.npz')
     assert theirs['fd'] == ours['fd'] and theirs['ref_n'] is None
+    assert packed['fd'] == ours['fd'] and packed['ref_n'] is None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -308,6 +313,18 @@ def bad(tmp_path_factory):
     np.savez(d / 'bad_sigma.npz', mu=z['mu'], sigma=z['sigma'][:3])
     np.savez(d / 'nan.npz', mu=z['mu'] * np.nan, sigma=z['sigma'])
     np.savez_compressed(d / 'compressed.npz', mu=z['mu'], sigma=z['sigma'])
+    packed = bytearray((d / 'compressed.npz').read_bytes())
+    damaged = bytearray(packed)
+    with zipfile.ZipFile(d / 'compressed.npz') as z_:
+        member = z_.getinfo('sigma.npy')
+    local = member.header_offset  # the member's deflate data starts after its local header, name and extra
+    start = local + 30 + int.from_bytes(packed[local + 26:local + 28], 'little') + \
+        int.from_bytes(packed[local + 28:local + 30], 'little')
+    damaged[start + member.compress_size // 2] ^= 0xFF  # it fails to inflate, or its CRC
+    (d / 'compressed_damaged.npz').write_bytes(bytes(damaged))
+    central = packed.find(b'PK\x01\x02')  # the first member's central record: claim 2 GiB uncompressed
+    packed[central + 24:central + 28] = (1 << 31).to_bytes(4, 'little')
+    (d / 'compressed_bomb.npz').write_bytes(bytes(packed))
     np.savez(d / 'dim9.npz', mu=np.zeros(9), sigma=np.eye(9))
     return d
 
@@ -349,7 +366,8 @@ BAD = {
     'fid-stats-no-sigma': (lambda d: fid_args(d, **{'--ref': d / 'no_sigma.npz'}), 'no sigma'),
     'fid-stats-bad-sigma': (lambda d: fid_args(d, **{'--ref': d / 'bad_sigma.npz'}), 'sigma must be'),
     'fid-stats-nan': (lambda d: fid_args(d, **{'--ref': d / 'nan.npz'}), 'NaN'),
-    'fid-stats-compressed': (lambda d: fid_args(d, **{'--ref': d / 'compressed.npz'}), 'savez_compressed'),
+    'fid-stats-compressed-damaged': (lambda d: fid_args(d, **{'--ref': d / 'compressed_damaged.npz'}), 'damaged file'),
+    'fid-stats-compressed-bomb': (lambda d: fid_args(d, **{'--ref': d / 'compressed_bomb.npz'}), 'more than the 1 GiB'),
     'fid-stats-missing': (lambda d: fid_args(d, **{'--ref': d / 'nope.npz'}), 'cannot read'),
     'fid-no-reference': (lambda d: ['fid', '--detector', d / 'det.pt', '--images', d / 'imgs.npy'], '--ref'),
     'fid-pr-without-ref-images': (lambda d: fid_args(d, '--pr'), '--ref-images'),
