@@ -143,14 +143,7 @@ FdDifference difference_core(const torch::Tensor& a, const torch::Tensor& b, con
     const auto r = checked_rows(rows, n);
     return to_ref.of_rows(xa, r) - to_ref.of_rows(xb, r);
   });
-  const auto iv = interval(out.fd_a - out.fd_b, values, confidence, n);
-  out.value = iv.value;
-  out.se = iv.se;
-  out.lo = iv.lo;
-  out.hi = iv.hi;
-  out.confidence = confidence;
-  out.resamples = iv.resamples;
-  out.n = n;
+  static_cast<FdInterval&>(out) = interval(out.fd_a - out.fd_b, values, confidence, n);
   return out;
 }
 
@@ -291,15 +284,8 @@ FdInfinity fd_infinity(const torch::Tensor& features, const FeatureStats& ref, i
   auto values = resampled(resamples, [&](int) { return draw_rows(n, gen); }, [&](const torch::Tensor& rows) {
     return fit_on(x.index_select(0, rows), out.sizes, to_ref, gen, nullptr).intercept;
   });
-  const auto iv = interval(line.intercept, values, confidence, n);
-  out.value = iv.value;
+  static_cast<FdInterval&>(out) = interval(line.intercept, values, confidence, n);
   out.k = line.slope;
-  out.se = iv.se;
-  out.lo = iv.lo;
-  out.hi = iv.hi;
-  out.confidence = confidence;
-  out.resamples = iv.resamples;
-  out.n = n;
   return out;
 }
 

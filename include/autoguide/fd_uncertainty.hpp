@@ -26,23 +26,18 @@
 
 namespace autoguide {
 
+// A value with its normal bootstrap interval.
 struct FdInterval {
-  double value = 0;  // FD of all N rows to the reference
-  double se = 0;     // std (ddof 1) of the resampled FDs
+  double value = 0;  // FD of all N rows to the reference (FdDifference: fd_a - fd_b; FdInfinity: the intercept)
+  double se = 0;     // std (ddof 1) of the resampled values
   double lo = 0, hi = 0;  // value ∓ z·se
   double confidence = 0;
   int resamples = 0;
   int64_t n = 0;
 };
 
-struct FdDifference {
-  double value = 0;        // fd_a - fd_b
+struct FdDifference : FdInterval {
   double fd_a = 0, fd_b = 0;
-  double se = 0;           // std (ddof 1) of the resampled differences
-  double lo = 0, hi = 0;   // value ∓ z·se
-  double confidence = 0;
-  int resamples = 0;
-  int64_t n = 0;
 };
 
 // A least-squares line FD = intercept + slope / size.
@@ -51,14 +46,10 @@ struct FdLine {
   double slope = 0;      // k
 };
 
-struct FdInfinity {
-  double value = 0;  // FD-inf, the intercept of the fit on the features themselves
-  double k = 0;      // its slope: the FD at N images is about value + k/N
-  double se = 0;     // std (ddof 1) of the intercepts of the fits on bootstrap resamples
-  double lo = 0, hi = 0;
-  double confidence = 0;
-  int resamples = 0;
-  int64_t n = 0;
+// value: FD-inf, the intercept of the fit on the features themselves; se: of the intercepts of the fits on
+// bootstrap resamples.
+struct FdInfinity : FdInterval {
+  double k = 0;  // the slope: the FD at N images is about value + k/N
   std::vector<int64_t> sizes;  // the subset sizes of the fit, N/10 .. N
   std::vector<double> fds;     // the FD at each size (the last is the FD of all N rows)
 };
