@@ -192,6 +192,33 @@ def write_cpp_fixtures(outdir):
         t = (smax ** (1 / rho) + i / (n - 1) * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
         np.save(os.path.join(outdir, f'schedule_{n}.npy'), torch.cat([t, torch.zeros(1)]).numpy())
     write_vae_fixtures(outdir)
+    write_fd_fixtures(outdir)
+
+
+def write_fd_fixtures(outdir):
+    """Features, resample rows and fd_bootstrap.py's own numbers on those rows, for test_fd_uncertainty.cpp.
+    The rows come from torch.Generator().manual_seed(7), as the C++ bootstrap_indices draws them."""
+    try:
+        from autoguide_py import fd_bootstrap
+    except ImportError as e:  # no scipy: the C++ test skips the comparison
+        print(f'FD fixtures skipped: {e}', file=sys.stderr)
+        return
+    n, d, resamples, confidence = 60, 5, 9, 0.9
+    rng = np.random.default_rng(11)
+    a = rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) + 0.5
+    b = a + 0.3 * rng.normal(size=(n, d))  # a second setting on the same seeds: correlated with a
+    ref_mu, ref_sigma = fd_bootstrap.feature_stats(rng.normal(size=(400, d)) * np.linspace(0.5, 2, d))
+    g = torch.Generator().manual_seed(7)
+    rows = np.stack([torch.randint(n, (n,), generator=g).numpy() for _ in range(resamples)])
+
+    def fd(x):
+        return fd_bootstrap.frechet_distance(*fd_bootstrap.feature_stats(x), ref_mu, ref_sigma)
+
+    single = fd_bootstrap._normal_interval(fd(a), [fd(a[r]) for r in rows], confidence)
+    paired = fd_bootstrap._normal_interval(fd(a) - fd(b), [fd(a[r]) - fd(b[r]) for r in rows], confidence)
+    for name, array in (('a', a), ('b', b), ('ref_mu', ref_mu), ('ref_sigma', ref_sigma), ('rows', rows),
+                        ('expected', np.array(single + paired, dtype=np.float64))):
+        np.save(os.path.join(outdir, f'fd_{name}.npy'), array)
 
 
 if __name__ == '__main__':
