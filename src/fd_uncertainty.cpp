@@ -13,39 +13,13 @@ namespace autoguide {
 
 namespace {
 
-// Names distinct from metrics.cpp's: the unity build may put both files' anonymous namespaces in one unit.
-torch::Tensor fdu_symmetric(const torch::Tensor& m) { return (m + m.transpose(0, 1)) * 0.5; }
-
-// frechet_distance(ref, s) with the reference's eigendecomposition done once: the same arithmetic, step by step.
-class FdToReference {
- public:
-  explicit FdToReference(const FeatureStats& ref) {
-    const auto s1 = fdu_symmetric(ref.sigma.to(torch::kCPU, torch::kFloat64));
-    mu_ = ref.mu.to(torch::kCPU, torch::kFloat64);
-    trace_ = s1.trace().item<double>();
-    auto [l, v] = torch::linalg_eigh(s1);
-    v_ = v;
-    r_ = l.clamp_min(0).sqrt();
-  }
-  int64_t dim() const { return mu_.size(0); }
-  double operator()(const FeatureStats& s) const {
-    const auto s2 = fdu_symmetric(s.sigma.to(torch::kFloat64));
-    const double mean_term = (mu_ - s.mu.to(torch::kFloat64)).square().sum().item<double>();
-    auto inner = fdu_symmetric(torch::mm(torch::mm(v_.t(), s2), v_) * torch::outer(r_, r_));
-    const double sqrt_trace = torch::linalg_eigvalsh(inner).clamp_min(0).sqrt().sum().item<double>();
-    return std::max(mean_term + trace_ + s2.trace().item<double>() - 2 * sqrt_trace, 0.0);
-  }
-  double of_rows(const torch::Tensor& x, const torch::Tensor& rows) const {
-    return (*this)(feature_stats(x.index_select(0, rows)));
-  }
-
- private:
-  torch::Tensor mu_, v_, r_;
-  double trace_ = 0;
-};
+// The FD to the reference of the given rows of x.
+double fd_of_rows(const FrechetFrom& to_ref, const torch::Tensor& x, const torch::Tensor& rows) {
+  return to_ref(feature_stats(x.index_select(0, rows)));
+}
 
 // Features as float64 CPU [N,D], checked against the reference.
-torch::Tensor checked_features(const torch::Tensor& features, const FdToReference& ref, const char* what) {
+torch::Tensor checked_features(const torch::Tensor& features, const FrechetFrom& ref, const char* what) {
   if (!features.defined() || features.dim() != 2)
     throw UsageError(std::string(what) + " must be a feature matrix [N,D]");
   if (!features.is_floating_point()) throw UsageError(std::string(what) + " must be floating point");
@@ -116,12 +90,12 @@ FdInterval bootstrap_core(const torch::Tensor& features, const FeatureStats& ref
                           const std::function<torch::Tensor(int)>& next_rows) {
   check_resamples(resamples);
   normal_z(confidence);  // refuse a bad confidence before the work
-  const FdToReference to_ref(ref);
+  const FrechetFrom to_ref(ref);
   const auto x = checked_features(features, to_ref, "features");
   const int64_t n = x.size(0);
   const double value = to_ref(feature_stats(x));
   auto values = resampled(resamples, next_rows,
-                          [&](const torch::Tensor& rows) { return to_ref.of_rows(x, checked_rows(rows, n)); });
+                          [&](const torch::Tensor& rows) { return fd_of_rows(to_ref, x, checked_rows(rows, n)); });
   return interval(value, values, confidence, n);
 }
 
@@ -129,7 +103,7 @@ FdDifference difference_core(const torch::Tensor& a, const torch::Tensor& b, con
                              int resamples, double confidence, const std::function<torch::Tensor(int)>& next_rows) {
   check_resamples(resamples);
   normal_z(confidence);
-  const FdToReference to_ref(ref);
+  const FrechetFrom to_ref(ref);
   const auto xa = checked_features(a, to_ref, "features of setting a");
   const auto xb = checked_features(b, to_ref, "features of setting b");
   const int64_t n = xa.size(0);
@@ -141,7 +115,7 @@ FdDifference difference_core(const torch::Tensor& a, const torch::Tensor& b, con
   out.fd_b = to_ref(feature_stats(xb));
   auto values = resampled(resamples, next_rows, [&](const torch::Tensor& rows) {
     const auto r = checked_rows(rows, n);
-    return to_ref.of_rows(xa, r) - to_ref.of_rows(xb, r);
+    return fd_of_rows(to_ref, xa, r) - fd_of_rows(to_ref, xb, r);
   });
   static_cast<FdInterval&>(out) = interval(out.fd_a - out.fd_b, values, confidence, n);
   return out;
@@ -152,12 +126,12 @@ std::function<torch::Tensor(int)> given_rows(const std::vector<torch::Tensor>& i
 }
 
 // The FD at each size of rows drawn without replacement from x (a permutation per size), and the line through them.
-FdLine fit_on(const torch::Tensor& x, const std::vector<int64_t>& sizes, const FdToReference& to_ref,
+FdLine fit_on(const torch::Tensor& x, const std::vector<int64_t>& sizes, const FrechetFrom& to_ref,
               at::Generator& gen, std::vector<double>* fds_out) {
   std::vector<double> fds, xs;
   for (int64_t size : sizes) {
     auto perm = at::randperm(x.size(0), gen, torch::TensorOptions().dtype(torch::kInt64));
-    fds.push_back(to_ref.of_rows(x, perm.narrow(0, 0, size)));
+    fds.push_back(fd_of_rows(to_ref, x, perm.narrow(0, 0, size)));
     xs.push_back(static_cast<double>(size));
   }
   const auto line = fit_fd_line(xs, fds);
@@ -274,7 +248,7 @@ FdInfinity fd_infinity(const torch::Tensor& features, const FeatureStats& ref, i
                        uint64_t seed) {
   check_resamples(resamples);
   normal_z(confidence);
-  const FdToReference to_ref(ref);
+  const FrechetFrom to_ref(ref);
   const auto x = checked_features(features, to_ref, "features");
   const int64_t n = x.size(0);
   FdInfinity out;

@@ -82,22 +82,31 @@ FeatureStats feature_stats(const torch::Tensor& features) {
   return acc.finish();
 }
 
-double frechet_distance(const FeatureStats& a, const FeatureStats& b) {
-  if (a.dim() != b.dim())
-    throw UsageError("feature dimensions differ: " + std::to_string(a.dim()) + " vs " + std::to_string(b.dim()) +
-                     " (statistics from different detectors?)");
-  const auto s1 = symmetric(a.sigma.to(kF64)), s2 = symmetric(b.sigma.to(kF64));
-  const double mean_term = (a.mu.to(kF64) - b.mu.to(kF64)).square().sum().item<double>();
+FrechetFrom::FrechetFrom(const FeatureStats& a) {
+  const auto s1 = symmetric(a.sigma.to(torch::kCPU, kF64));
+  mu_ = a.mu.to(torch::kCPU, kF64);
+  trace_ = s1.trace().item<double>();
   // S1 = V diag(l) V^T, so S1^1/2 S2 S1^1/2 = V [diag(r) (V^T S2 V) diag(r)] V^T with r = sqrt(l): the bracket
   // has the same eigenvalues and costs one product fewer.
   auto [l, v] = torch::linalg_eigh(s1);
-  auto r = l.clamp_min(0).sqrt();
-  auto inner = symmetric(torch::mm(torch::mm(v.t(), s2), v) * torch::outer(r, r));
+  v_ = v;
+  r_ = l.clamp_min(0).sqrt();
+}
+
+double FrechetFrom::operator()(const FeatureStats& b) const {
+  if (dim() != b.dim())
+    throw UsageError("feature dimensions differ: " + std::to_string(dim()) + " vs " + std::to_string(b.dim()) +
+                     " (statistics from different detectors?)");
+  const auto s2 = symmetric(b.sigma.to(torch::kCPU, kF64));
+  const double mean_term = (mu_ - b.mu.to(torch::kCPU, kF64)).square().sum().item<double>();
+  auto inner = symmetric(torch::mm(torch::mm(v_.t(), s2), v_) * torch::outer(r_, r_));
   const double sqrt_trace = torch::linalg_eigvalsh(inner).clamp_min(0).sqrt().sum().item<double>();
-  const double fd = mean_term + s1.trace().item<double>() + s2.trace().item<double>() - 2 * sqrt_trace;
+  const double fd = mean_term + trace_ + s2.trace().item<double>() - 2 * sqrt_trace;
   // A squared distance; identical sets may round to a hair below zero.
   return std::max(fd, 0.0);
 }
+
+double frechet_distance(const FeatureStats& a, const FeatureStats& b) { return FrechetFrom(a)(b); }
 
 PrecisionRecall precision_recall(const torch::Tensor& real, const torch::Tensor& generated, int64_t k) {
   TORCH_CHECK(real.dim() == 2 && generated.dim() == 2, "precision_recall expects features [N,D]");

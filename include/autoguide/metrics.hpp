@@ -43,6 +43,19 @@ FeatureStats feature_stats(const torch::Tensor& features);
 // clamped). Throws UsageError when the dimensions differ.
 double frechet_distance(const FeatureStats& a, const FeatureStats& b);
 
+// frechet_distance(a, ·) for many second arguments: a's eigendecomposition is done once (the bootstrap's
+// resamples against one reference). frechet_distance(a, b) is FrechetFrom(a)(b), the same arithmetic.
+class FrechetFrom {
+ public:
+  explicit FrechetFrom(const FeatureStats& a);
+  double operator()(const FeatureStats& b) const;  // throws UsageError when the dimensions differ
+  int64_t dim() const { return mu_.size(0); }
+
+ private:
+  torch::Tensor mu_, v_, r_;  // a's mean, eigenvectors and square roots of its eigenvalues (clamped at 0)
+  double trace_ = 0;
+};
+
 // Improved precision and recall (Kynkäänniemi et al. 2019). Each sample's k-NN ball has the radius of its
 // k-th nearest neighbour within its own set (itself excluded). precision = share of `generated` inside some
 // ball of `real`; recall = share of `real` inside some ball of `generated`. Features [N,D] of any floating
