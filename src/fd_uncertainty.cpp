@@ -73,7 +73,20 @@ std::vector<double> resampled(int resamples, const std::function<torch::Tensor(i
   return values;
 }
 
+// A value without an interval (no resamples).
+FdInterval point_only(double value, double confidence, int64_t n) {
+  const double nan = std::nan("");
+  FdInterval out;
+  out.value = value;
+  out.se = out.lo = out.hi = nan;
+  out.confidence = confidence;
+  out.n = n;
+  return out;
+}
+
+// The normal interval from the resampled values; without them, the value alone.
 FdInterval interval(double value, const std::vector<double>& values, double confidence, int64_t n) {
+  if (values.empty()) return point_only(value, confidence, n);
   FdInterval out;
   out.value = value;
   out.se = sample_std(values);
@@ -86,9 +99,9 @@ FdInterval interval(double value, const std::vector<double>& values, double conf
   return out;
 }
 
+// resamples 0: the value alone (callers check the count).
 FdInterval bootstrap_core(const torch::Tensor& features, const FeatureStats& ref, int resamples, double confidence,
                           const std::function<torch::Tensor(int)>& next_rows) {
-  check_resamples(resamples);
   normal_z(confidence);  // refuse a bad confidence before the work
   const FrechetFrom to_ref(ref);
   const auto x = checked_features(features, to_ref, "features");
@@ -101,7 +114,6 @@ FdInterval bootstrap_core(const torch::Tensor& features, const FeatureStats& ref
 
 FdDifference difference_core(const torch::Tensor& a, const torch::Tensor& b, const FeatureStats& ref,
                              int resamples, double confidence, const std::function<torch::Tensor(int)>& next_rows) {
-  check_resamples(resamples);
   normal_z(confidence);
   const FrechetFrom to_ref(ref);
   const auto xa = checked_features(a, to_ref, "features of setting a");
@@ -185,6 +197,7 @@ std::vector<torch::Tensor> bootstrap_indices(int64_t n, int resamples, uint64_t 
 
 FdInterval bootstrap_fd(const torch::Tensor& features, const FeatureStats& ref, int resamples, double confidence,
                         uint64_t seed) {
+  check_resamples(resamples);
   auto gen = seeded_generator(seed);
   const int64_t n = features.dim() == 2 ? features.size(0) : 0;
   return bootstrap_core(features, ref, resamples, confidence, [&](int) { return draw_rows(n, gen); });
@@ -192,11 +205,13 @@ FdInterval bootstrap_fd(const torch::Tensor& features, const FeatureStats& ref, 
 
 FdInterval bootstrap_fd_with_indices(const torch::Tensor& features, const FeatureStats& ref,
                                      const std::vector<torch::Tensor>& indices, double confidence) {
+  check_resamples(static_cast<int64_t>(indices.size()));
   return bootstrap_core(features, ref, static_cast<int>(indices.size()), confidence, given_rows(indices));
 }
 
 FdDifference paired_fd_difference(const torch::Tensor& a, const torch::Tensor& b, const FeatureStats& ref,
                                   int resamples, double confidence, uint64_t seed) {
+  check_resamples(resamples);
   auto gen = seeded_generator(seed);
   const int64_t n = a.dim() == 2 ? a.size(0) : 0;
   return difference_core(a, b, ref, resamples, confidence, [&](int) { return draw_rows(n, gen); });
@@ -205,6 +220,7 @@ FdDifference paired_fd_difference(const torch::Tensor& a, const torch::Tensor& b
 FdDifference paired_fd_difference_with_indices(const torch::Tensor& a, const torch::Tensor& b,
                                                const FeatureStats& ref, const std::vector<torch::Tensor>& indices,
                                                double confidence) {
+  check_resamples(static_cast<int64_t>(indices.size()));
   return difference_core(a, b, ref, static_cast<int>(indices.size()), confidence, given_rows(indices));
 }
 
@@ -246,7 +262,7 @@ std::vector<int64_t> fd_infinity_sizes(int64_t n) {
 
 FdInfinity fd_infinity(const torch::Tensor& features, const FeatureStats& ref, int resamples, double confidence,
                        uint64_t seed) {
-  check_resamples(resamples);
+  if (resamples != 0) check_resamples(resamples);
   normal_z(confidence);
   const FrechetFrom to_ref(ref);
   const auto x = checked_features(features, to_ref, "features");
@@ -261,6 +277,35 @@ FdInfinity fd_infinity(const torch::Tensor& features, const FeatureStats& ref, i
   static_cast<FdInterval&>(out) = interval(line.intercept, values, confidence, n);
   out.k = line.slope;
   return out;
+}
+
+void check_fd_settings(const FdSettings& s) {
+  if (s.resamples != 0) check_resamples(s.resamples);
+  normal_z(s.confidence);
+}
+
+FdEstimate estimate_fd(const torch::Tensor& features, const FeatureStats& ref, const FdSettings& s) {
+  check_fd_settings(s);
+  auto gen = seeded_generator(s.seed);
+  const int64_t n = features.dim() == 2 ? features.size(0) : 0;
+  FdEstimate out;
+  out.fd = bootstrap_core(features, ref, s.resamples, s.confidence, [&](int) { return draw_rows(n, gen); });
+  if (out.fd.n >= kFdInfinityMinImages) out.infinity = fd_infinity(features, ref, s.resamples, s.confidence, s.seed);
+  return out;
+}
+
+FdDifference fd_difference(const torch::Tensor& a, const torch::Tensor& b, const FeatureStats& ref,
+                           const FdSettings& s) {
+  check_fd_settings(s);
+  auto gen = seeded_generator(s.seed);
+  const int64_t n = a.dim() == 2 ? a.size(0) : 0;
+  return difference_core(a, b, ref, s.resamples, s.confidence, [&](int) { return draw_rows(n, gen); });
+}
+
+Verdict verdict(const FdDifference& d) {
+  if (d.hi < 0) return Verdict::FirstBetter;  // NaN bounds compare false: unresolved
+  if (d.lo > 0) return Verdict::SecondBetter;
+  return Verdict::Unresolved;
 }
 
 }  // namespace autoguide

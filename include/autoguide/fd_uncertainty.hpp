@@ -20,6 +20,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "autoguide/metrics.hpp"
@@ -92,10 +93,42 @@ std::vector<int64_t> fd_infinity_sizes(int64_t n);
 // fd_infinity_sizes(N), the FD of that many rows drawn without replacement (a fresh random permutation per size),
 // then fit_fd_line; the value is its intercept. The interval repeats the whole fit (subsets and line) on
 // `resamples` bootstrap resamples of the rows and is the normal one around the value, as bootstrap_fd's.
-// Throws UsageError for N < 20 (the smallest subset needs 2 rows), FieldError as bootstrap_fd. The estimate is
+// resamples 0: the value alone (se, lo, hi NaN). Throws UsageError for N < 20 (the smallest subset needs 2 rows),
+// FieldError as bootstrap_fd. The estimate is
 // only worth reporting for N in the thousands; the caller decides. Cost: 15 × (resamples + 1) FDs; the draws
 // (permutations, then per resample its rows and permutations) all come from the one seeded generator.
 FdInfinity fd_infinity(const torch::Tensor& features, const FeatureStats& ref, int resamples = 200,
                        double confidence = 0.95, uint64_t seed = 0);
+
+// How a run estimates its FDs: `resamples` bootstrap resamples (0: point estimates only, no interval) at
+// `confidence`, every draw from `seed`.
+struct FdSettings {
+  int resamples = 200;
+  double confidence = 0.95;
+  uint64_t seed = 0;
+};
+// Checks resamples (0 or at least 2) and confidence (strictly between 0 and 1); FieldError names the field.
+void check_fd_settings(const FdSettings& s);
+
+// Below this many images FD-inf is not reported: its smallest subset (N/10) would hold under 100 images, whose
+// FDs are dominated by the bias the line is meant to remove.
+constexpr int64_t kFdInfinityMinImages = 1000;
+
+// What a run reports for one setting in one feature space: the FD with its interval and, from
+// kFdInfinityMinImages images on, FD-inf with its interval. Without resamples, se/lo/hi are NaN.
+struct FdEstimate {
+  FdInterval fd;
+  std::optional<FdInfinity> infinity;
+};
+FdEstimate estimate_fd(const torch::Tensor& features, const FeatureStats& ref, const FdSettings& s);
+
+// FD(a) - FD(b) on common seeds with the paired interval (NaN bounds without resamples).
+FdDifference fd_difference(const torch::Tensor& a, const torch::Tensor& b, const FeatureStats& ref,
+                           const FdSettings& s);
+
+// What a paired difference lets one say, lower FD being better: a is better when the whole interval lies below
+// 0, b when it lies above, otherwise (or without an interval) the samples do not resolve the two.
+enum class Verdict { FirstBetter, SecondBetter, Unresolved };
+Verdict verdict(const FdDifference& d);
 
 }  // namespace autoguide

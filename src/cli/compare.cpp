@@ -1,6 +1,7 @@
 // `autoguide compare`: no guidance, CFG, autoguidance (and their mix) side by side on the same seeds, as one
 // labelled grid; with a detector, the FD of each row on stdout. Rows come from nets and weights given one by
 // one, or from presets (one row each).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -11,7 +12,10 @@
 #include "autoguide/format.hpp"
 #include "autoguide/png.hpp"
 #include "autoguide/preset.hpp"
+#include "autoguide/version.hpp"
 #include "commands.hpp"
+#include "csv.hpp"
+#include "fd_report.hpp"
 #include "fd_options.hpp"
 #include "nets.hpp"
 #include "rows.hpp"
@@ -153,15 +157,97 @@ std::vector<Row> preset_rows(const std::vector<PresetRow>& presets, NetCache& ne
   return rows;
 }
 
-// A line per row: its label, then the FD in each feature space ("fd X" with one detector).
-void print_fds(const std::vector<Row>& rows, const std::vector<FdSpace>& spaces) {
+// The files written beside the grid: OUT.json, OUT.csv (OUT without its extension) and, for features beyond
+// --features-memory, the folder OUT.features.
+fs::path beside(const std::string& out, const std::string& ext) { return fs::path(out).replace_extension(ext); }
+
+// The pairs compare reports in each space: every guided row against the first unguided one, and every
+// autoguidance row against every CFG row.
+std::vector<std::pair<size_t, size_t>> reported_pairs(const std::vector<Row>& rows) {
+  std::vector<std::pair<size_t, size_t>> pairs;
+  const auto none = std::find_if(rows.begin(), rows.end(), [](const Row& r) { return r.run.mode == GuidanceMode::None; });
+  for (size_t a = 0; a < rows.size(); ++a)
+    if (none != rows.end() && rows[a].run.mode != GuidanceMode::None)
+      pairs.emplace_back(a, static_cast<size_t>(none - rows.begin()));
+  for (size_t a = 0; a < rows.size(); ++a)
+    for (size_t b = 0; b < rows.size(); ++b)
+      if (rows[a].run.mode == GuidanceMode::Autoguidance && rows[b].run.mode == GuidanceMode::CFG)
+        pairs.emplace_back(a, b);
+  return pairs;
+}
+
+struct Paired {
+  size_t a, b;  // rows
+  FdDifference d;
+};
+
+// The paired differences of reported_pairs, per space.
+std::vector<std::vector<Paired>> paired_differences(const std::vector<Row>& rows, const FdRun& fd) {
+  std::vector<std::vector<Paired>> all(fd.spaces.size());
+  for (size_t k = 0; k < fd.spaces.size(); ++k)
+    for (const auto& [a, b] : reported_pairs(rows))
+      all[k].push_back({a, b, fd.difference(k, rows[a].feature_keys[k], rows[b].feature_keys[k])});
+  return all;
+}
+
+// A line per row (its label, then the FD in each space with its interval, and FD-inf where estimated), then a
+// verdict line per space from the paired differences.
+void print_fds(const std::vector<Row>& rows, const FdRun& fd, const std::vector<std::vector<Paired>>& diffs) {
   for (const auto& r : rows) {
     std::cout << r.setting.label;
-    for (size_t k = 0; k < r.fd.size(); ++k) {
-      std::cout << "\t" << fd_label(spaces, k) << " " << format_number(r.fd[k]);
-    }
+    for (size_t k = 0; k < r.fd.size(); ++k) std::cout << "\t" << estimate_cells(fd_label(fd.spaces, k), r.fd[k]);
     std::cout << "\n";
   }
+  for (size_t k = 0; k < diffs.size(); ++k) {
+    std::string line;
+    for (const auto& p : diffs[k])
+      line += (line.empty() ? "" : "; ") + verdict_text(p.d, rows[p.a].setting.label, rows[p.b].setting.label);
+    if (!line.empty()) std::cout << fd_label(fd.spaces, k) << ": " << line << "\n";
+  }
+}
+
+// OUT.json: the rows with their parameters and estimates, the paired differences, and how they were made.
+nlohmann::json results_json(const std::vector<Row>& rows, const FdRun& fd, const std::vector<std::vector<Paired>>& diffs,
+                            const Params& o, const GenerateRequest& base) {
+  nlohmann::json rows_json = nlohmann::json::array();
+  for (const auto& r : rows) {
+    nlohmann::json j = {{"label", r.setting.label}, {"mode", to_string(r.run.mode)}, {"w", r.setting.guidance},
+                        {"images", base.seeds.size()}, {"seconds", r.seconds}};
+    if (!std::isnan(r.setting.alpha)) j["alpha"] = r.setting.alpha;
+    j.update(r.provenance);
+    for (size_t k = 0; k < r.fd.size(); ++k) j["estimates"][fd.spaces[k].name] = estimate_json(r.fd[k]);
+    rows_json.push_back(j);
+  }
+  nlohmann::json j = {{"grid", o.out},
+                      {"seeds", fd_seeds(o)},
+                      {"steps", base.sampler.schedule.num_steps},
+                      {"sampler", to_string(base.sampler.kind)},
+                      {"rows", rows_json},
+                      {"tool", "autoguide " AUTOGUIDE_VERSION},
+                      {"commit", git_commit()}};
+  for (size_t k = 0; k < fd.spaces.size(); ++k) {
+    j["spaces"].push_back({{"name", fd.spaces[k].name}, {"detector", o.detectors[k]}, {"ref", o.refs[k]}});
+    for (const auto& p : diffs[k])
+      j["differences"][fd.spaces[k].name].push_back(
+          difference_json(p.d, rows[p.a].setting.label, rows[p.b].setting.label));
+  }
+  if (!fd.spaces.empty()) j["bootstrap"] = bootstrap_json(fd.settings);
+  return j;
+}
+
+// OUT.csv: a line per row, its label, mode, w and per space the FD, its interval and FD-inf.
+std::string results_csv(const std::vector<Row>& rows, const FdRun& fd) {
+  std::vector<std::string> header = {"label", "mode", "w"};
+  for (size_t k = 0; k < fd.spaces.size(); ++k)
+    for (const auto& c : estimate_csv_header(fd_label(fd.spaces, k))) header.push_back(c);
+  std::string csv = csv_line(header);
+  for (const auto& r : rows) {
+    std::vector<std::string> line = {r.setting.label, to_string(r.run.mode), format_number(r.setting.guidance)};
+    for (const auto& e : r.fd)
+      for (const auto& c : estimate_csv(e)) line.push_back(c);
+    csv += csv_line(line);
+  }
+  return csv;
 }
 
 void CompareRun::run() {
@@ -169,21 +255,29 @@ void CompareRun::run() {
   ranks.use_device(setup.device);
   std::string vae = o.vae;
   const std::vector<PresetRow> presets = o.presets.empty() ? std::vector<PresetRow>{} : locate_presets(setup, vae);
-  if (!o.overwrite && file_exists(o.out)) throw UsageError(o.out + " already exists; add --overwrite to replace it");
+  for (const auto& f : {fs::path(o.out), beside(o.out, ".json"), beside(o.out, ".csv"), beside(o.out, ".features")})
+    if (!o.overwrite && file_exists(f.string()))
+      throw UsageError(f.string() + " already exists; add --overwrite to replace compare's outputs");
   std::optional<OutputLock> lock;  // one run at a time writes --out (rank 0 claims for all ranks)
   if (ranks.root()) lock.emplace(OutputLock::claim_file(o.out, "--out"));
 
   NetCache nets(setup, vae);
   std::vector<Row> rows = presets.empty() ? explicit_rows(nets, setup.base) : preset_rows(presets, nets, setup.base);
-  std::vector<FdSpace> spaces = open_fd(o, setup.device, common_image_shape(rows));
+  FdRun fd = open_fd(o, setup.device, common_image_shape(rows), beside(o.out, ".features").string());
   check_same_files(ranks, nets.file_hashes());
   ensure_writable_parent(o.out);
+  if (o.overwrite && ranks.root()) fs::remove_all(beside(o.out, ".features"));  // features an earlier run spilled
 
-  run_rows(rows, setup.base, {"", o.grid_cols, o.quiet}, spaces, ranks);
+  run_rows(rows, setup.base, {"", o.grid_cols, o.quiet}, fd, ranks);
   if (!ranks.root()) return;
+  const auto diffs = paired_differences(rows, fd);
   write_png(o.out, rows_grid(rows, setup.base));
-  if (!spaces.empty()) print_fds(rows, spaces);
-  if (!o.quiet) std::cerr << "autoguide: " << rows.size() << " rows -> " << o.out << "\n";
+  write_file_atomic(beside(o.out, ".json").string(), results_json(rows, fd, diffs, o, setup.base).dump(2) + "\n");
+  write_file_atomic(beside(o.out, ".csv").string(), results_csv(rows, fd));
+  if (!fd.spaces.empty()) print_fds(rows, fd, diffs);
+  if (!o.quiet)
+    std::cerr << "autoguide: " << rows.size() << " rows -> " << o.out << ", " << beside(o.out, ".json").string()
+              << ", " << beside(o.out, ".csv").string() << "\n";
 }
 
 }  // namespace

@@ -31,19 +31,30 @@ std::string fd_seeds(const Params& fd) {
   return text;
 }
 
-std::vector<FdSpace> open_fd(const Params& o, const torch::Device& device, const std::array<int64_t, 3>& images) {
+FdSettings fd_settings(const Params& o) {
+  FdSettings s;
+  s.resamples = o.resamples, s.confidence = o.confidence;
+  return s;
+}
+
+FdRun open_fd(const Params& o, const torch::Device& device, const std::array<int64_t, 3>& images,
+              const std::string& spill_dir) {
   std::set<std::string> stems;
   bool clash = false;
   for (const auto& d : o.detectors) clash |= !stems.insert(std::filesystem::path(d).stem().string()).second;
-  std::vector<FdSpace> spaces;
+  FdRun run{{}, fd_settings(o), FeatureStore(spill_dir, o.features_memory << 20)};
   for (size_t k = 0; k < o.detectors.size(); ++k) {
     const std::string& d = o.detectors[k];
     FeatureStats ref = read_stats(o.refs[k]);
-    spaces.push_back({clash ? d : std::filesystem::path(d).stem().string(), Detector::load(d, device), std::move(ref),
-                      o.refs[k]});
-    probe_detector(spaces.back().detector, images, spaces.back().ref.dim(), o.refs[k]);
+    run.spaces.push_back({clash ? d : std::filesystem::path(d).stem().string(), Detector::load(d, device),
+                          std::move(ref), o.refs[k]});
+    probe_detector(run.spaces.back().detector, images, run.spaces.back().ref.dim(), o.refs[k]);
   }
-  return spaces;
+  return run;
+}
+
+FdDifference FdRun::difference(size_t k, const std::string& a, const std::string& b) const {
+  return fd_difference(features.get(a), features.get(b), spaces[k].ref, settings);
 }
 
 std::string fd_label(const std::vector<FdSpace>& spaces, size_t k) {

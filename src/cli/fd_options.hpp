@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "autoguide/detector.hpp"
+#include "autoguide/fd_uncertainty.hpp"
+#include "autoguide/feature_store.hpp"
 #include "autoguide/metrics.hpp"
 #include "options.hpp"
 
@@ -26,7 +28,22 @@ struct FdSpace {
   FeatureStats ref;
   std::string ref_path;
 };
-std::vector<FdSpace> open_fd(const Params& o, const torch::Device& device, const std::array<int64_t, 3>& images);
+
+// What sweep and compare measure: the feature spaces, how FDs are estimated (--resamples, --confidence), and
+// the settings' features (kept for the paired differences, beyond --features-memory in `spill_dir`).
+struct FdRun {
+  std::vector<FdSpace> spaces;
+  FdSettings settings;
+  FeatureStore features;
+
+  // FD(a) - FD(b) in space k of the features kept under keys a and b.
+  FdDifference difference(size_t k, const std::string& a, const std::string& b) const;
+};
+FdRun open_fd(const Params& o, const torch::Device& device, const std::array<int64_t, 3>& images,
+              const std::string& spill_dir);
+
+// --resamples and --confidence.
+FdSettings fd_settings(const Params& o);
 
 // "fd 2.5" for one space, "fd[detector] 2.5, fd[encoder] 1.1" for several: how summaries name FDs.
 std::string fd_label(const std::vector<FdSpace>& spaces, size_t k);

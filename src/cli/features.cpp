@@ -23,13 +23,17 @@ void probe_detector(Detector& detector, const std::array<int64_t, 3>& image_shap
                     expected_dim, expected_from);
 }
 
-void StreamStats::add(const torch::Tensor& images) {
+void StreamFeatures::add(const torch::Tensor& images, int64_t first) {
   torch::Tensor f = detector_(images);
   check_feature_dim(detector_, f, dim_, from_);
-  acc_.add(f);
+  kept_.push_back(f.to(torch::kCPU, torch::kFloat32));
+  for (int64_t i = 0; i < f.size(0); ++i) positions_.push_back(first + i);
 }
 
-FeatureStats StreamStats::finish(Group* group) const { return merge_stats(group, acc_, dim_).finish(); }
+torch::Tensor StreamFeatures::finish(Group* group, int64_t total) const {
+  const torch::Tensor mine = kept_.empty() ? torch::empty({0, dim_}) : torch::cat(kept_);
+  return gather_in_order(group, mine, positions_, total);
+}
 
 SetFeatures measure_set(Detector& detector, const ImageSet& images, const Measuring& how, const Ranks& ranks) {
   const bool keep_features = how.keep_features;
@@ -75,19 +79,14 @@ bool is_features_file(const std::string& path) {
          read_npy_header(path).shape.size() == 2;
 }
 
-SetFeatures reference_features(Detector& detector, const std::string& path, int64_t batch, bool show_progress,
-                               const Ranks& ranks) {
-  if (is_features_file(path)) {
-    torch::Tensor f = read_npy(path);
-    if (!f.is_floating_point()) throw UsageError("features in '" + path + "' must be float32 or float64");
-    if (!torch::isfinite(f).all().item<bool>())
-      throw UsageError("features in '" + path + "' hold NaN or infinite values");
-    if (f.size(0) < 2)
-      throw UsageError("'" + path + "' holds the features of " + std::to_string(f.size(0)) +
-                       " image; at least 2 are needed");
-    return {feature_stats(f), f.to(torch::kFloat32)};
-  }
-  return measure_set(detector, ImageSet::open(path), {batch, true, show_progress}, ranks);
+SetFeatures read_features(const std::string& path) {
+  torch::Tensor f = read_npy(path);
+  if (!f.is_floating_point()) throw UsageError("features in '" + path + "' must be float32 or float64");
+  if (!torch::isfinite(f).all().item<bool>()) throw UsageError("features in '" + path + "' hold NaN or infinite values");
+  if (f.size(0) < 2)
+    throw UsageError("'" + path + "' holds the features of " + std::to_string(f.size(0)) +
+                     " image; at least 2 are needed");
+  return {feature_stats(f), f.to(torch::kFloat32)};
 }
 
 }  // namespace autoguide::cli

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <string>
+#include <vector>
 
 #include "autoguide/detector.hpp"
 #include "autoguide/image_set.hpp"
@@ -42,30 +43,29 @@ void check_feature_dim(const Detector& detector, const torch::Tensor& features, 
 void probe_detector(Detector& detector, const std::array<int64_t, 3>& image_shape, int64_t expected_dim,
                     const std::string& expected_from);
 
-// Statistics of images that arrive batch by batch (straight from the sampler, not from files), each batch
-// checked like measure_set's against the reference's feature count.
-class StreamStats {
+// The features of images that arrive batch by batch (straight from the sampler, not from files), each batch
+// checked like measure_set's against the reference's feature count, kept for the run's intervals.
+class StreamFeatures {
  public:
-  StreamStats(Detector& detector, int64_t expected_dim, std::string expected_from)
+  StreamFeatures(Detector& detector, int64_t expected_dim, std::string expected_from)
       : detector_(detector), dim_(expected_dim), from_(std::move(expected_from)) {}
-  void add(const torch::Tensor& images);  // uint8 [N,C,H,W]
-  // The statistics of every rank's images (`group` null: this process's).
-  FeatureStats finish(Group* group) const;
+  void add(const torch::Tensor& images, int64_t first);  // uint8 [n,C,H,W], positions first.. in the seed list
+  // Every rank's features, float32 [total,D] in seed-list order, on rank 0 (undefined elsewhere; `group` null:
+  // this process's).
+  torch::Tensor finish(Group* group, int64_t total) const;
 
  private:
   Detector& detector_;
   int64_t dim_;
   std::string from_;
-  StatsAccumulator acc_;
+  std::vector<torch::Tensor> kept_;
+  std::vector<int64_t> positions_;
 };
 
 // True for a 2-D .npy, i.e. features [N,D] rather than images.
 bool is_features_file(const std::string& path);
 
-// A --ref-images argument: a PNG folder or images .npy [N,C,H,W] (features computed), or features .npy [N,D]
-// as written by `autoguide ref --features-out`. Features are kept (float32); the statistics come from the
-// detector's own output when there is one.
-SetFeatures reference_features(Detector& detector, const std::string& path, int64_t batch, bool show_progress,
-                               const Ranks& ranks);
+// A features .npy [N,D] (float32 or float64, finite, N >= 2): its statistics and the features as float32.
+SetFeatures read_features(const std::string& path);
 
 }  // namespace autoguide::cli

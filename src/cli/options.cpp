@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "autoguide/decoder.hpp"
+#include "autoguide/fd_uncertainty.hpp"
 #include "autoguide/generate.hpp"
 #include "autoguide/guidance.hpp"
 #include "autoguide/schedule.hpp"
@@ -221,11 +222,13 @@ std::vector<OptionSpec> make_table() {
        checked(value([](Params& p) -> auto& { return p.grid_cols; }), at_least(0, "a whole number >= 0"))},
       {"--npy", "FILE", "Write the raw float32 samples [N,C,H,W] in seed order", G::Output, {"generate"}, "", "",
        value([](Params& p) -> auto& { return p.npy; }, false)},
-      {"--features-out", "FILE", "Also write the raw features, float32 [N,D] .npy (for fid --pr)", G::Output, {"ref"},
+      {"--features-out", "FILE", "Also write the raw features, float32 [N,D] .npy (ref: for fid --pr and "
+       "--ref-images; fid: the generated set's, for fid --paired)",
+       G::Output, {"ref", "fid"},
        "", "", value([](Params& p) -> auto& { return p.features_out; }, false)},
       {"--resume", "", "Keep complete images from an earlier run and generate the rest", G::Output, {"generate"},
        "resume", "", flag([](Params& p) -> auto& { return p.resume; })},
-      {"--overwrite", "", "Replace the outputs of an earlier run", G::Output, {"generate", "sweep", "compare", "ref"}, "",
+      {"--overwrite", "", "Replace the outputs of an earlier run", G::Output, {"generate", "sweep", "compare", "ref", "fid"}, "",
        "", flag([](Params& p) -> auto& { return p.overwrite; })},
       {"--json", "", "Print JSON", G::Output, {"fid", "info", "presets", "options"}, "", "",
        flag([](Params& p) -> auto& { return p.json; })},
@@ -249,6 +252,27 @@ std::vector<OptionSpec> make_table() {
        G::Metrics, {"fid"}, "", "", value([](Params& p) -> auto& { return p.ref_images; }, false)},
       {"--pr", "", "Also compute precision and recall (k=3) against --ref-images", G::Metrics, {"fid"}, "", "",
        flag([](Params& p) -> auto& { return p.pr; })},
+      {"--resamples", "0|INT>=2", "Bootstrap resamples of each FD's interval, the paired differences' and FD-inf's "
+       "(0: point estimates only)",
+       G::Metrics, plus(kMeasure, {"fid"}), "resamples", "",
+       checked(value([](Params& p) -> auto& { return p.resamples; }), rule<int>([](int r) {
+         FdSettings s;
+         s.resamples = r;
+         check_fd_settings(s);
+       }))},
+      {"--confidence", "P", "Confidence of the intervals, in (0, 1)", G::Metrics, plus(kMeasure, {"fid"}), "confidence",
+       "", checked(value([](Params& p) -> auto& { return p.confidence; }), rule<double>([](double c) {
+         FdSettings s;
+         s.confidence = c;
+         check_fd_settings(s);
+       }))},
+      {"--features-memory", "MB", "Memory for the settings' features; beyond it they are written to .npy files "
+       "under the output (sweep: OUT/features, compare: OUT's name + .features)",
+       G::Metrics, kMeasure, "", "",
+       checked(value([](Params& p) -> auto& { return p.features_memory; }), at_least(0, "a whole number >= 0"))},
+      {"--paired", "A,B", "Two generated sets on the same seeds (features .npy [N,D], PNG folders or images .npy): "
+       "FD(A) - FD(B) with its paired interval",
+       G::Metrics, {"fid"}, "", "", list([](Params& p) -> auto& { return p.paired; })},
 
       // Device and ranks.
       {"--device", "NAME", "cpu, cuda or cuda:N (default: cuda when available)", G::Ranks, kDevice, "", "",
@@ -337,7 +361,7 @@ void add_options(CLI::App& cmd, Params& p) {
   p.app = &cmd;
   cmd.parse_complete_callback([&p] {
     for (auto [list, flag] : {std::pair{&p.presets, "--preset"}, {&p.gnets, "--gnet"}, {&p.detectors, "--detector"},
-                              {&p.refs, "--ref"}}) {
+                              {&p.refs, "--ref"}, {&p.paired, "--paired"}}) {
       std::vector<std::string> items;
       for (const auto& text : *list)
         for (auto& item : split_items(text, flag)) items.push_back(std::move(item));

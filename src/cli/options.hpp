@@ -40,6 +40,10 @@ struct Params {
   std::string images, ref_images, model;
   int64_t num = 0;
   bool pr = false;
+  std::vector<std::string> paired;
+  int resamples = 200;  // FdSettings'
+  double confidence = 0.95;
+  int64_t features_memory = 4096;  // MB
   // Device and ranks.
   std::string device = "auto";
   int threads = 0;

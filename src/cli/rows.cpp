@@ -1,5 +1,6 @@
 #include "rows.hpp"
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include "autoguide/grid.hpp"
 #include "autoguide/stop.hpp"
 #include "image_output.hpp"
+#include "fd_report.hpp"
 #include "features.hpp"
 #include "progress.hpp"
 #include "sampling_options.hpp"
@@ -30,9 +32,8 @@ torch::Tensor gather_preview(const Row& row, int64_t preview, const Ranks& ranks
 void summarise(const Row& row, size_t images, const std::vector<FdSpace>& spaces) {
   std::string fd_text;
   for (size_t k = 0; k < row.fd.size(); ++k) {
-    char v[32];
-    std::snprintf(v, sizeof v, " %.6g", row.fd[k]);
-    fd_text += ", " + fd_label(spaces, k) + v;
+    fd_text += ", " + fd_label(spaces, k) + " " + interval_text(row.fd[k].fd);
+    if (row.fd[k].infinity) fd_text += " (inf " + interval_text(*row.fd[k].infinity) + ")";
   }
   std::cerr << "autoguide: " << row.setting.label << " (" << to_string(row.run.mode) << "): " << images
             << " images in " << row.seconds << " s" << fd_text << "\n";
@@ -56,17 +57,37 @@ struct RowsJob {
   std::vector<Row>& rows;
   const GenerateRequest& base;
   const RowsOutput& out;
-  std::vector<FdSpace>& spaces;
+  FdRun& fd;
   const Ranks& ranks;
   size_t current = 0;
 };
+
+// The name a row's features are kept under in one space: unique in the run, readable as a file name.
+std::string feature_key(size_t row, const Row& r, const FdSpace& space) {
+  std::string key = std::to_string(row + 1) + "-" + r.setting.label + "." + space.name;
+  for (char& c : key)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') c = '_';
+  return key;
+}
+
+// Gathers a row's features on rank 0, keeps them and estimates its FD in every space.
+void measure_row(Row& row, size_t i, const std::vector<StreamFeatures>& streams, int64_t n, RowsJob& job) {
+  for (size_t k = 0; k < streams.size(); ++k) {
+    const torch::Tensor f = streams[k].finish(job.ranks.get(), n);
+    if (!job.ranks.root()) continue;
+    const FdSpace& space = job.fd.spaces[k];
+    row.feature_keys.push_back(feature_key(i, row, space));
+    job.fd.features.put(row.feature_keys.back(), f);
+    row.fd.push_back(estimate_fd(f, space.ref, job.fd.settings));
+  }
+}
 
 void run_each_row(RowsJob& job) {
   // Plain references, not a structured binding: lambdas below use them (clang refuses captured bindings in C++17).
   std::vector<Row>& rows = job.rows;
   const GenerateRequest& base = job.base;
   const RowsOutput& out = job.out;
-  std::vector<FdSpace>& spaces = job.spaces;
+  std::vector<FdSpace>& spaces = job.fd.spaces;
   const Ranks& ranks = job.ranks;
   size_t& i = job.current;
   ProgressLine line(!out.quiet && ranks.root());
@@ -77,16 +98,17 @@ void run_each_row(RowsJob& job) {
     if (row.same_as >= 0) {
       const Row& earlier = rows[static_cast<size_t>(row.same_as)];
       row.run = earlier.run, row.fd = earlier.fd, row.folder = earlier.folder, row.seconds = earlier.seconds;
+      row.feature_keys = earlier.feature_keys;
       continue;
     }
     const GenerateRequest req = row.setting.request(base);
     nlohmann::json params = sample_parameters(req, row.setting.nets, run_mode(req, row.setting.nets), row.decoder);
     params.update(row.provenance);
     const std::string dir = row.folder.empty() ? "" : (fs::path(out.outdir) / row.folder).string();
-    std::vector<StreamStats> stats;
-    for (auto& space : spaces) stats.emplace_back(space.detector, space.ref.dim(), space.ref_path);
+    std::vector<StreamFeatures> streams;
+    for (auto& space : spaces) streams.emplace_back(space.detector, space.ref.dim(), space.ref_path);
     auto sink = [&](const BatchResult& r, const torch::Tensor& pixels) {
-      for (auto& s : stats) s.add(pixels);
+      for (auto& s : streams) s.add(pixels, r.first);
       if (dir.empty()) return;
       for (size_t k = 0; k < r.seeds.size(); ++k) {
         const auto idx = static_cast<int64_t>(k);
@@ -114,10 +136,7 @@ void run_each_row(RowsJob& job) {
     ranks.barrier(draw);
     row.run.preview = gather_preview(row, preview, ranks);
     row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    for (size_t k = 0; k < stats.size(); ++k) {
-      const FeatureStats s = stats[k].finish(ranks.get());
-      if (ranks.root()) row.fd.push_back(frechet_distance(s, spaces[k].ref));
-    }
+    measure_row(row, i, streams, n, job);
     line.finish();
     if (!out.quiet && ranks.root()) summarise(row, base.seeds.size(), spaces);
   }
@@ -125,9 +144,9 @@ void run_each_row(RowsJob& job) {
 
 }  // namespace
 
-void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, std::vector<FdSpace>& spaces,
+void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, FdRun& fd,
               const Ranks& ranks) {
-  RowsJob job{rows, base, out, spaces, ranks};
+  RowsJob job{rows, base, out, fd, ranks};
   const size_t& i = job.current;
   try {
     run_each_row(job);

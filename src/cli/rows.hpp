@@ -23,7 +23,8 @@ struct Row {
   int same_as = -1;    // an earlier row that samples the very same images (w = 1 whatever the guide)
   SettingRun run;       // what the library did on this rank (run.seconds: its sampling alone)
   double seconds = 0;   // the row's wall time on rank 0: sampling, waiting for the other ranks, gathering
-  std::vector<double> fd;  // one per feature space, when measured
+  std::vector<FdEstimate> fd;  // one per feature space, when measured (rank 0)
+  std::vector<std::string> feature_keys;  // where FdRun::features keeps the row's features, one per space
 };
 
 // Refuses rows whose images differ in shape (one grid, one detector).
@@ -37,9 +38,9 @@ struct RowsOutput {
 
 // Runs the rows in order, each rank its share of the seeds (base.shard), keeping the first `grid_cols` images
 // of each row for the grid; each row's images are measured in every feature space as they are sampled. Rows
-// with same_as reuse that row's results. On rank 0: the grid's images and the FDs of every rank's images, and a
-// summary line per row unless quiet.
-void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, std::vector<FdSpace>& spaces,
+// with same_as reuse that row's results. On rank 0: the grid's images, every rank's features kept in fd.features,
+// the FD estimates, and a summary line per row unless quiet.
+void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, FdRun& fd,
               const Ranks& ranks);
 
 // One grid row per setting and one column per kept seed, labelled with the settings' labels and the seeds.

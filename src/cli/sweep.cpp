@@ -14,9 +14,11 @@
 #include "plot.hpp"
 #include "autoguide/png.hpp"
 #include "commands.hpp"
+#include "csv.hpp"
 #include "autoguide/preset.hpp"
 #include "autoguide/version.hpp"
 #include "fd_options.hpp"
+#include "fd_report.hpp"
 #include "nets.hpp"
 #include "rows.hpp"
 #include "option_values.hpp"
@@ -48,13 +50,6 @@ std::string folder_name(const std::string& guide_name, double w) {
   return stem + "-w" + format_weight(w);
 }
 
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
-
 // The main net, the guides and the VAE: given, or a preset's (looked up in the models folder).
 struct SweepNets {
   std::string net, vae;
@@ -75,6 +70,8 @@ class SweepRun {
   std::set<std::string> plan_outputs() const;
   void clear_folders(const std::set<std::string>& folders) const;
   void write_fd_plot(const fs::path& file) const;
+  void compare_with_best();
+  std::string csv_table() const;
   void write_results(const nlohmann::json& rank_times) const;
 
   const Params& o;
@@ -84,7 +81,8 @@ class SweepRun {
   const SweepNets chosen;
   NetCache nets;
   std::vector<Row> rows;  // guide-major, one per weight
-  std::vector<FdSpace> spaces;
+  std::optional<FdRun> fd;
+  std::vector<nlohmann::json> vs_best;  // per space: each setting's paired difference to the best (null for it)
 };
 
 SweepNets SweepRun::choose_nets() const {
@@ -142,7 +140,8 @@ std::set<std::string> SweepRun::plan_outputs() const {
   std::set<std::string> folders;
   for (const auto& name : guide_names(chosen.gnets))
     for (double w : weights) folders.insert(w == 1 ? "unguided-w1.00" : folder_name(name, w));
-  std::vector<fs::path> files = {out / "grid.png", out / "results.csv", out / "results.json", out / "fd.png"};
+  std::vector<fs::path> files = {out / "grid.png", out / "results.csv", out / "results.json", out / "fd.png",
+                                 out / "features"};
   for (const auto& f : folders) files.push_back(out / f);
   for (const auto& f : files)
     if (!o.overwrite && fs::exists(f))
@@ -156,6 +155,7 @@ void SweepRun::clear_folders(const std::set<std::string>& folders) const {
   ensure_writable_dir(o.out);
   check_shared_folder(ranks, o.out);
   if (!o.overwrite) return;
+  if (ranks.root()) fs::remove_all(fs::path(o.out) / "features");  // features an earlier run spilled
   for (const auto& f : folders)
     if (fs::is_directory(fs::path(o.out) / f) && ranks.root())
       for (const auto& e : fs::recursive_directory_iterator(fs::path(o.out) / f))
@@ -168,17 +168,69 @@ void SweepRun::write_fd_plot(const fs::path& file) const {
   const std::vector<std::string> names = guide_names(chosen.gnets);
   const size_t samples = setup.base.seeds.size();
   std::vector<Series> curves;
+  const std::vector<FdSpace>& spaces = fd->spaces;
   for (size_t g = 0; g < names.size(); ++g)
     for (size_t f = 0; f < spaces.size(); ++f) {
       Series s{spaces.size() == 1 ? names[g] : names[g] + " " + fd_label(spaces, f), {}, {}};
       for (size_t k = 0; k < weights.size(); ++k) {
         s.x.push_back(weights[k]);
-        s.y.push_back(rows[g * weights.size() + k].fd[f]);
+        s.y.push_back(rows[g * weights.size() + k].fd[f].fd.value);
       }
       curves.push_back(s);
     }
   const std::string n = std::to_string(samples);
   write_png(file.string(), line_plot(curves, {"FD (" + n + " samples) against the guidance weight", "guidance weight w", "FD"}));
+}
+
+// In each space, every setting against the one of lowest FD, on their common seeds.
+void SweepRun::compare_with_best() {
+  for (size_t f = 0; f < fd->spaces.size(); ++f) {
+    size_t best = 0;
+    for (size_t k = 1; k < rows.size(); ++k)
+      if (rows[k].fd[f].fd.value < rows[best].fd[f].fd.value) best = k;
+    nlohmann::json per_row = nlohmann::json::array();
+    for (size_t k = 0; k < rows.size(); ++k) {
+      if (rows[k].feature_keys[f] == rows[best].feature_keys[f]) {
+        per_row.push_back(nullptr);
+        continue;
+      }
+      const FdDifference d = fd->difference(f, rows[k].feature_keys[f], rows[best].feature_keys[f]);
+      per_row.push_back(difference_json(d, rows[k].setting.label, rows[best].setting.label));
+    }
+    vs_best.push_back(per_row);
+    if (!o.quiet) std::cerr << "autoguide: " << fd_label(fd->spaces, f) << " best: " << rows[best].setting.label << "\n";
+  }
+}
+
+// A line per setting: guide, w, mode, folder, then per space the FD, its interval, FD-inf and the difference to
+// the best setting with its interval.
+std::string SweepRun::csv_table() const {
+  const std::vector<std::string> names = guide_names(chosen.gnets);
+  const std::vector<FdSpace>& spaces = fd->spaces;
+  std::vector<std::string> header = {"guide", "w", "mode", "folder"};
+  if (spaces.empty()) header.push_back("fd");
+  for (size_t f = 0; f < spaces.size(); ++f) {
+    const std::string p = fd_label(spaces, f);
+    for (const auto& c : estimate_csv_header(p)) header.push_back(c);
+    for (const auto& c : {"_vs_best", "_vs_best_lo", "_vs_best_hi"}) header.push_back(p + c);
+  }
+  std::vector<std::vector<std::string>> lines = {header};
+  for (size_t k = 0; k < rows.size(); ++k) {
+    const Row& r = rows[k];
+    std::vector<std::string> line = {names[k / weights.size()], format_number(r.setting.guidance),
+                                     to_string(r.run.mode), r.folder};
+    if (spaces.empty()) line.push_back("");
+    for (size_t f = 0; f < spaces.size(); ++f) {
+      for (const auto& c : estimate_csv(r.fd[f])) line.push_back(c);
+      const nlohmann::json& d = vs_best[f][k];
+      for (const char* key : {"value", "lo", "hi"})  // the best setting: 0, no interval
+        line.push_back(d.is_null() ? (key[0] == 'v' ? "0" : "") : d[key].is_null() ? "" : format_number(d[key].get<double>()));
+    }
+    lines.push_back(line);
+  }
+  std::string csv;
+  for (const auto& line : lines) csv += csv_line(line);
+  return csv;
 }
 
 // grid.png, results.csv/json and, with FDs, fd.png.
@@ -187,24 +239,26 @@ void SweepRun::write_results(const nlohmann::json& rank_times) const {
   const fs::path out(o.out);
   const std::vector<std::string>& gnets = chosen.gnets;
   const std::vector<std::string> names = guide_names(gnets);
+  const std::vector<FdSpace>& spaces = fd->spaces;
   const PixelDecoder& decoder = *rows.front().decoder;
   write_png((out / "grid.png").string(), rows_grid(rows, base));
   nlohmann::json settings_json = nlohmann::json::array();
-  std::string csv = "guide,w,mode,folder";
-  for (size_t f = 0; f < std::max<size_t>(spaces.size(), 1); ++f) csv += "," + csv_field(spaces.empty() ? "fd" : fd_label(spaces, f));
-  csv += "\n";
   for (size_t k = 0; k < rows.size(); ++k) {
     const Row& r = rows[k];
     const size_t g = k / weights.size();
     nlohmann::json j = {{"guide", names[g]},        {"guide_file", gnets[g]}, {"w", r.setting.guidance},
                         {"mode", to_string(r.run.mode)}, {"folder", r.folder},   {"label", r.setting.label},
                         {"images", base.seeds.size()},   {"seconds", r.seconds}};
-    if (spaces.size() == 1) j["fd"] = r.fd[0];
-    for (size_t f = 0; spaces.size() > 1 && f < spaces.size(); ++f) j["fds"][spaces[f].name] = r.fd[f];
+    if (spaces.size() == 1) j["fd"] = r.fd[0].fd.value;
+    for (size_t f = 0; spaces.size() > 1 && f < spaces.size(); ++f) j["fds"][spaces[f].name] = r.fd[f].fd.value;
+    for (size_t f = 0; f < spaces.size(); ++f) {
+      nlohmann::json e = estimate_json(r.fd[f]);
+      e["vs_best"] = vs_best[f][k];
+      const std::string spilled = fd->features.file(r.feature_keys[f]);
+      e["features"] = spilled.empty() ? nlohmann::json() : nlohmann::json(spilled);
+      j["estimates"][spaces[f].name] = e;
+    }
     settings_json.push_back(j);
-    csv += csv_field(names[g]) + "," + format_number(r.setting.guidance) + "," + to_string(r.run.mode) + "," + csv_field(r.folder);
-    for (size_t f = 0; f < std::max<size_t>(spaces.size(), 1); ++f) csv += "," + (spaces.empty() ? "" : format_number(r.fd[f]));
-    csv += "\n";
   }
   nlohmann::json results = {{"net", chosen.net},
                             {"seeds", fd_seeds(o)},
@@ -220,10 +274,11 @@ void SweepRun::write_results(const nlohmann::json& rank_times) const {
   if (decoder.vae()) results["vae"] = decoder.vae()->path(), results["vae_dtype"] = to_string(decoder.vae()->precision());
   if (!o.presets.empty()) results["preset"] = o.presets.front();
   if (spaces.size() == 1) results["detector"] = o.detectors[0], results["ref"] = o.refs[0];
-  for (size_t f = 0; spaces.size() > 1 && f < spaces.size(); ++f)
+  for (size_t f = 0; f < spaces.size(); ++f)
     results["spaces"].push_back({{"name", spaces[f].name}, {"detector", o.detectors[f]}, {"ref", o.refs[f]}});
+  if (!spaces.empty()) results["bootstrap"] = bootstrap_json(fd->settings);
   if (!rank_times.is_null()) results["ranks"] = rank_times;
-  write_file_atomic((out / "results.csv").string(), csv);
+  write_file_atomic((out / "results.csv").string(), csv_table());
   write_file_atomic((out / "results.json").string(), results.dump(2) + "\n");
   if (!spaces.empty()) write_fd_plot(out / "fd.png");
 }
@@ -238,18 +293,19 @@ void SweepRun::run() {
   std::vector<Setting> settings;
   for (const auto& r : rows) settings.push_back(r.setting);
   validate(settings, setup.base);
-  spaces = open_fd(o, setup.device, rows.front().decoder->image_shape());
+  fd.emplace(open_fd(o, setup.device, rows.front().decoder->image_shape(), (fs::path(o.out) / "features").string()));
   check_same_files(ranks, nets.file_hashes());
   clear_folders(folders);
 
-  run_rows(rows, setup.base, {o.out, o.grid_cols, o.quiet}, spaces, ranks);
+  run_rows(rows, setup.base, {o.out, o.grid_cols, o.quiet}, *fd, ranks);
   const nlohmann::json times = ranks.describe(ranks.gather_json(ranks.times()));
   if (!ranks.root()) return;
+  compare_with_best();
   write_results(times);
   if (!o.quiet)
     std::cerr << "autoguide: swept " << rows.size() << " settings; wrote " << (fs::path(o.out) / "grid.png").string()
               << ", " << (fs::path(o.out) / "results.csv").string()
-              << (spaces.empty() ? "" : ", " + (fs::path(o.out) / "fd.png").string()) << "\n";
+              << (fd->spaces.empty() ? "" : ", " + (fs::path(o.out) / "fd.png").string()) << "\n";
 }
 
 }  // namespace

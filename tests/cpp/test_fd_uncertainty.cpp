@@ -4,13 +4,15 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <iostream>
 
+#include <unistd.h>
+
 #include "autoguide/error.hpp"
 #include "autoguide/fd_uncertainty.hpp"
+#include "autoguide/feature_store.hpp"
 #include "fixtures.hpp"
 #include "npy.hpp"
 
@@ -224,19 +226,6 @@ TEST(FdUncertainty, FdInfinityLandsCloserToTheTrueFd) {
   EXPECT_GE(closer, 4);
 }
 
-TEST(FdUncertainty, TimesOneBootstrap) {
-  const int64_t n = 2000, d = 64;
-  auto g = gen(77);
-  const auto x = at::randn({n, d}, g, torch::TensorOptions().dtype(kF64));
-  const FeatureStats ref{torch::zeros({d}, kF64), torch::eye(d, kF64) * 1.2, 0};
-  const auto start = std::chrono::steady_clock::now();
-  const auto iv = bootstrap_fd(x, ref, 200);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cout << "[ measured ] bootstrap_fd N=2000 D=64, 200 resamples: " << seconds << " s (FD " << iv.value
-            << " ± " << iv.hi - iv.value << ")\n";
-  EXPECT_GT(iv.se, 0);
-}
-
 TEST(FdUncertainty, FdInfinityIntervalCoversTheTrueFd) {
   // FD-inf estimates the FD at infinitely many images, so its interval should cover the true FD, which the
   // interval of the FD at N misses (bias k/N; 1 of 20 covered in a trial run). 12 trials, N = 2000, 30 resamples
@@ -250,4 +239,71 @@ TEST(FdUncertainty, FdInfinityIntervalCoversTheTrueFd) {
   }
   std::cout << "[ measured ] FD-inf interval covered the true FD " << truth << " in " << covered << " of 12 trials\n";
   EXPECT_GE(covered, 10);
+}
+
+TEST(FdUncertainty, EstimateIsTheBootstrapAndAddsFdInfinityFrom1000Images) {
+  const auto ref = gaussian_ref();
+  const auto x = gaussian_features(1000, 8);
+  FdSettings s;
+  s.resamples = 3, s.seed = 4;
+  const FdEstimate small = estimate_fd(x.narrow(0, 0, 999), ref, s);
+  EXPECT_FALSE(small.infinity.has_value());
+  const FdInterval direct = bootstrap_fd(x.narrow(0, 0, 999), ref, 3, 0.95, 4);
+  EXPECT_EQ(small.fd.value, direct.value);
+  EXPECT_EQ(small.fd.se, direct.se);
+  const FdEstimate big = estimate_fd(x, ref, s);
+  ASSERT_TRUE(big.infinity.has_value());
+  EXPECT_EQ(big.infinity->value, fd_infinity(x, ref, 3, 0.95, 4).value);
+  // Without resamples: the same values, no interval, and FD-inf's line alone.
+  s.resamples = 0;
+  const FdEstimate plain = estimate_fd(x, ref, s);
+  EXPECT_EQ(plain.fd.value, big.fd.value);
+  EXPECT_TRUE(std::isnan(plain.fd.lo) && std::isnan(plain.fd.hi) && std::isnan(plain.fd.se));
+  EXPECT_EQ(plain.fd.resamples, 0);
+  ASSERT_TRUE(plain.infinity.has_value());
+  EXPECT_EQ(plain.infinity->value, big.infinity->value);
+  EXPECT_TRUE(std::isnan(plain.infinity->lo));
+  s.resamples = 1;
+  EXPECT_THROW(estimate_fd(x, ref, s), FieldError);
+  s.resamples = 5, s.confidence = 1;
+  EXPECT_THROW(estimate_fd(x, ref, s), FieldError);
+}
+
+TEST(FdUncertainty, VerdictsFollowTheInterval) {
+  // a = b + 1 on one feature, reference N(0, 1): only the mean term differs, FD(a) - FD(b) = 2·mean(b) + 1 = 3,
+  // and a resample's difference moves with its mean only (by about 2 × 0.3/√30).
+  const auto b = torch::linspace(0.5, 1.5, 30, kF64).reshape({30, 1});
+  const FeatureStats ref{torch::zeros({1}, kF64), torch::ones({1, 1}, kF64), 0};
+  FdSettings s;
+  s.resamples = 50;
+  const FdDifference d = fd_difference(b + 1, b, ref, s);
+  expect_rel(d.value, 3, 1e-12, "FD(b + 1) - FD(b)");
+  EXPECT_EQ(verdict(d), Verdict::SecondBetter);  // b is closer to the reference: the whole interval lies above 0
+  FdDifference flipped = d;
+  flipped.value = -d.value, flipped.lo = -d.hi, flipped.hi = -d.lo;
+  EXPECT_EQ(verdict(flipped), Verdict::FirstBetter);
+  FdDifference straddles = d;
+  straddles.lo = -0.1;
+  EXPECT_EQ(verdict(straddles), Verdict::Unresolved);
+  s.resamples = 0;  // no interval: never resolved
+  EXPECT_EQ(verdict(fd_difference(b + 1, b, ref, s)), Verdict::Unresolved);
+}
+
+TEST(FeatureStore, KeepsWithinTheBudgetAndSpillsBeyondIt) {
+  const auto dir = std::filesystem::temp_directory_path() / ("feature_store_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  const auto a = gaussian_features(10, 1).to(torch::kFloat32), b = gaussian_features(20, 2).to(torch::kFloat32);
+  FeatureStore store(dir.string(), a.nbytes());  // room for a, not for b as well
+  store.put("a", a);
+  store.put("b", b);
+  EXPECT_EQ(store.file("a"), "");
+  EXPECT_EQ(store.file("b"), (dir / "b.npy").string());
+  EXPECT_EQ(store.bytes_in_memory(), static_cast<int64_t>(a.nbytes()));
+  EXPECT_TRUE(torch::equal(store.get("a"), a));
+  EXPECT_TRUE(torch::equal(store.get("b"), b));
+  EXPECT_TRUE(torch::equal(read_npy(store.file("b")), b));
+  store.put("a", b.narrow(0, 0, 5));  // replacing frees the old entry's memory
+  EXPECT_EQ(store.bytes_in_memory(), static_cast<int64_t>(b.narrow(0, 0, 5).nbytes()));
+  EXPECT_THROW(store.get("c"), UsageError);
+  std::filesystem::remove_all(dir);
 }

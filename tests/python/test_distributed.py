@@ -264,6 +264,13 @@ def sweep_args(nets, metric, out):
             '--detector', metric['detector'], '--ref', metric['ref'], '--outdir', out, '--quiet', *FAST]
 
 
+def assert_estimates_match(ours, theirs, rtol=1e-6):
+    """An FD (or paired difference) with its interval, from ranks and from one process."""
+    for k in ('value', 'se', 'lo', 'hi'):
+        assert abs(ours[k] - theirs[k]) <= rtol * max(abs(theirs[k]), 1e-9), (k, ours, theirs)
+    assert (ours['n'], ours['resamples']) == (theirs['n'], theirs['resamples'])
+
+
 def assert_fds_match(ours, theirs):
     assert len(ours) == len(theirs)
     for a, b in zip(ours, theirs):
@@ -277,6 +284,11 @@ def test_sweep_fd_under_torchrun_equals_one_process(nets, metric, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     one, three = (json.loads((tmp_path / d / 'results.json').read_text())['settings'] for d in ('one', 'three'))
     assert_fds_match([s['fd'] for s in three], [s['fd'] for s in one])
+    for a, b in zip(three, one):  # the intervals and differences to the best, from features gathered to rank 0
+        assert_estimates_match(a['estimates']['det'], b['estimates']['det'])
+        assert (a['estimates']['det']['vs_best'] is None) == (b['estimates']['det']['vs_best'] is None)
+        if b['estimates']['det']['vs_best']:
+            assert_estimates_match(a['estimates']['det']['vs_best'], b['estimates']['det']['vs_best'])
     assert files_under(tmp_path / 'three') == files_under(tmp_path / 'one')
     for f in files_under(tmp_path / 'one'):  # the grid gathers each row's first images from the ranks
         if f.endswith('.png'):
@@ -290,13 +302,19 @@ def test_compare_fd_by_hand_equals_one_process(nets, metric, tmp_path):
                 '--out', out, '--quiet', *FAST]
 
     def fds(stdout):
-        return [float(line.split('\tfd ')[1]) for line in stdout.splitlines()]
+        return [float(line.split('\tfd ')[1].split(' ')[0]) for line in stdout.splitlines() if '\t' in line]
     one = fds(ok(*args(tmp_path / 'one.png')).stdout)
     results = by_hand(2, *args(tmp_path / 'two.png'))
     assert codes(results) == [0, 0], results
     assert_fds_match(fds(results[0][1]), one)
     assert len(one) == 3 and results[1][1] == ''
     assert (tmp_path / 'two.png').read_bytes() == (tmp_path / 'one.png').read_bytes()
+    one_json, two_json = (json.loads((tmp_path / f).read_text()) for f in ('one.json', 'two.json'))
+    for a, b in zip(two_json['rows'], one_json['rows']):
+        assert_estimates_match(a['estimates']['det'], b['estimates']['det'])
+    for a, b in zip(two_json['differences']['det'], one_json['differences']['det']):
+        assert (a['a'], a['b']) == (b['a'], b['b'])
+        assert_estimates_match(a, b)
 
 
 def test_ref_and_fid_by_hand_equal_one_process(metric, tmp_path):

@@ -176,7 +176,8 @@ def test_text_output(tmp_path):
     ref_stats(t.detector, t.paths['ref'], tmp_path / 's.npz')
     out = ok('fid', '--detector', t.detector, '--images', t.paths['gen'], '--ref', tmp_path / 's.npz', '-q').stdout
     lines = dict(line.split(': ') for line in out.strip().splitlines())
-    assert set(lines) == {'fd', 'n', 'ref_n'} and lines['n'] == '10' and lines['ref_n'] == '20'
+    assert set(lines) == {'fd', 'fd_interval', 'n', 'ref_n'} and lines['n'] == '10' and lines['ref_n'] == '20'
+    assert lines['fd_interval'].endswith('(95%, 200 resamples)')
     assert float(lines['fd']) > 0
 
 

@@ -214,8 +214,10 @@ def test_two_feature_spaces_in_sweep_and_compare(nets, metric, metric2, tmp_path
     # compare on the same seeds: the same images, so the same FDs, printed per space.
     r = ok('compare', '--net', nets['main'], '--gnet', nets['guide'], '--ag', 2.1, '--seeds', '0-5', *spaces,
            '--out', tmp_path / 'cmp.png', '--quiet', *FAST)
-    printed = [line.split('\t') for line in r.stdout.strip().splitlines()]
+    lines = r.stdout.strip().splitlines()
+    printed = [line.split('\t') for line in lines[:2]]
     assert [p[0] for p in printed] == ['none w=1.00', 'autoguidance w=2.10']
+    assert [line.split(': ')[0] for line in lines[2:]] == ['fd[det]', 'fd[det2]']  # a verdict line per space
     for p, want in zip(printed, expected):
         assert [c.split(' ')[0] for c in p[1:]] == ['fd[det]', 'fd[det2]']
         got = {'det': float(p[1].split(' ')[1]), 'det2': float(p[2].split(' ')[1])}
@@ -233,13 +235,13 @@ def test_compare_rows_equal_generate_and_fd_per_row(nets, metric, tmp_path):
     r = ok('compare', '--net', nets['main'], '--gnet', nets['guide'], '--ag', 2.1, '--uncond', nets['uncond'],
            '--cfg', 1.4, '--alpha', 0.5, '--mix', 1.8, '--seeds', seeds, '--out', out,
            '--detector', metric['detector'], '--ref', metric['ref'], '--quiet', *FAST)
-    assert os.listdir(tmp_path) == ['cmp.png']
+    assert sorted(os.listdir(tmp_path)) == ['cmp.csv', 'cmp.json', 'cmp.png']
     cases = [('none w=1.00', []),
              ('cfg w=1.40', ['--gnet', nets['uncond'], '--guidance', 1.4]),
              ('autoguidance w=2.10', ['--gnet', nets['guide'], '--guidance', 2.1]),
              ('cfg+autoguidance w=1.80 a=0.50', ['--gnet', nets['guide'], '--uncond', nets['uncond'], '--alpha', 0.5,
                                                  '--guidance', 1.8])]
-    printed = [line.split('\t') for line in r.stdout.strip().splitlines()]
+    printed = [line.split('\t') for line in r.stdout.strip().splitlines() if '\t' in line]  # then the verdict
     assert [p[0] for p in printed] == [c[0] for c in cases]
     t, top, left = tiles(pixels(out), len(cases), 5)
     assert (top == 255).any() and (left == 255).any()
@@ -247,7 +249,7 @@ def test_compare_rows_equal_generate_and_fd_per_row(nets, metric, tmp_path):
         ref = generate(nets, tmp_path / f'gen{i}', seeds, *args)
         for j in range(5):
             assert np.array_equal(t[i, j], pixels(ref / f'{j:06d}.png')), (label, j)
-        fd = float(printed[i][1].removeprefix('fd '))
+        fd = float(printed[i][1].split(' ')[1])  # "fd VALUE [LO, HI]"
         assert fd == pytest.approx(fid(metric, ref)['fd'], rel=1e-8, abs=0), label  # printed with 10 digits
     # Without a detector nothing goes to stdout; rows only for the nets given.
     r = ok('compare', '--net', nets['main'], '--gnet', nets['guide'], '--ag', 2.1, '--seeds', seeds,
