@@ -190,9 +190,23 @@ std::vector<std::vector<Paired>> paired_differences(const std::vector<Row>& rows
   return all;
 }
 
+// The rows' names in verdict lines: "mode w=W" where that names one row (preset labels are long), else the label.
+std::vector<std::string> verdict_names(const std::vector<Row>& rows) {
+  std::vector<std::string> names;
+  for (const auto& r : rows) names.push_back(label(r.run.mode, r.setting.guidance, r.setting.alpha));
+  for (size_t i = 0; i < rows.size(); ++i)
+    if (std::count(names.begin(), names.end(), names[i]) > 1) {
+      names.clear();
+      for (const auto& r : rows) names.push_back(r.setting.label);
+      break;
+    }
+  return names;
+}
+
 // A line per row (its label, then the FD in each space with its interval, and FD-inf where estimated), then a
 // verdict line per space from the paired differences.
 void print_fds(const std::vector<Row>& rows, const FdRun& fd, const std::vector<std::vector<Paired>>& diffs) {
+  const std::vector<std::string> names = verdict_names(rows);
   for (const auto& r : rows) {
     std::cout << r.setting.label;
     for (size_t k = 0; k < r.fd.size(); ++k) std::cout << "\t" << estimate_cells(fd_label(fd.spaces, k), r.fd[k]);
@@ -201,7 +215,7 @@ void print_fds(const std::vector<Row>& rows, const FdRun& fd, const std::vector<
   for (size_t k = 0; k < diffs.size(); ++k) {
     std::string line;
     for (const auto& p : diffs[k])
-      line += (line.empty() ? "" : "; ") + verdict_text(p.d, rows[p.a].setting.label, rows[p.b].setting.label);
+      line += (line.empty() ? "" : "; ") + verdict_text(p.d, names[p.a], names[p.b]);
     if (!line.empty()) std::cout << fd_label(fd.spaces, k) << ": " << line << "\n";
   }
 }

@@ -343,6 +343,22 @@ def test_ref_and_fid_by_hand_equal_one_process(metric, tmp_path):
     assert (ranked['precision'], ranked['recall'], ranked['n']) == (single['precision'], single['recall'], 13)
 
 
+def test_fid_interval_and_fd_infinity_by_hand_equal_one_process(metric, tmp_path):
+    """1,000 images measured by two ranks: the features gathered to rank 0 give one process's interval and FD-inf."""
+    images = tmp_path / 'images.npy'
+    np.save(images, np.random.default_rng(2).integers(0, 256, size=(1000, 3, 8, 8), dtype=np.uint8))
+    fid = ['fid', '--images', images, '--detector', metric['detector'], '--ref', metric['ref'], '--resamples', 3,
+           '--json', '--device', 'cpu', '--threads', 1, '--batch', 64, '--quiet']
+    single = json.loads(ok(*fid).stdout)['estimate']
+    results = by_hand(2, *fid)
+    assert codes(results) == [0, 0], results
+    ranked = json.loads(results[0][1])['estimate']
+    assert results[1][1] == ''
+    assert single['fd_inf'] is not None and single['n'] == 1000
+    assert_estimates_match(ranked, single)
+    assert_estimates_match(ranked['fd_inf'], single['fd_inf'])
+
+
 # ---------------------------------------------------------------- faults
 
 
