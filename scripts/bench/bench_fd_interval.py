@@ -12,7 +12,7 @@ are timed alone too (torch, float64, the same LibTorch), as a second way to the 
 
 Each figure: one warm-up run, then the median of --reps runs. Prints the CPU (lscpu) with the figures.
 
-  scripts/bench/bench_fd_interval.py [--reps 3] [--big] [--work DIR]
+  scripts/bench/bench_fd_interval.py [--reps 3] [--big] [--skip-small] [--work DIR]
 """
 import argparse
 import json
@@ -87,13 +87,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--reps', type=int, default=3)
     ap.add_argument('--big', action='store_true', help='also 50,000 x 2048 (about 30 minutes on 2 cores)')
+    ap.add_argument('--skip-small', action='store_true', help='not the demo sizes')
     ap.add_argument('--work', default=None)
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix='bench_fd_')
     print(f'CPU: {cpu_name()}; torch threads {torch.get_num_threads()}')
     print('| features | resamples | what | seconds (median) | runs |')
     print('|---|---:|---|---:|---|')
-    for n, d in ((2000, 128), (2000, 64)):
+    for n, d in () if args.skip_small else ((2000, 128), (2000, 64)):
         p = make_set(work, n, d, seed=d)
         for what, cmd in (('FD + interval + FD-inf', ['--images', p['a']]),
                           ('paired difference (+ both FDs)', ['--paired', f"{p['a']},{p['b']}"])):

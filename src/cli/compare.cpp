@@ -284,6 +284,7 @@ void CompareRun::run() {
 
   run_rows(rows, setup.base, {"", o.grid_cols, o.quiet}, fd, ranks);
   if (!ranks.root()) return;
+  estimate_rows(rows, fd, o.quiet);
   const auto diffs = paired_differences(rows, fd);
   write_png(o.out, rows_grid(rows, setup.base));
   write_file_atomic(beside(o.out, ".json").string(), results_json(rows, fd, diffs, o, setup.base).dump(2) + "\n");

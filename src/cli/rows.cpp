@@ -1,6 +1,7 @@
 #include "rows.hpp"
 
 #include <cctype>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -70,7 +71,8 @@ std::string feature_key(size_t row, const Row& r, const FdSpace& space) {
   return key;
 }
 
-// Gathers a row's features on rank 0, keeps them and estimates its FD in every space.
+// Gathers a row's features on rank 0, keeps them and takes its FD in every space (the intervals come later,
+// from estimate_rows).
 void measure_row(Row& row, size_t i, const std::vector<StreamFeatures>& streams, int64_t n, RowsJob& job) {
   for (size_t k = 0; k < streams.size(); ++k) {
     const torch::Tensor f = streams[k].finish(job.ranks.get(), n);
@@ -78,7 +80,11 @@ void measure_row(Row& row, size_t i, const std::vector<StreamFeatures>& streams,
     const FdSpace& space = job.fd.spaces[k];
     row.feature_keys.push_back(feature_key(i, row, space));
     job.fd.features.put(row.feature_keys.back(), f);
-    row.fd.push_back(estimate_fd(f, space.ref, job.fd.settings));
+    FdEstimate e;  // the value alone: no interval yet
+    e.fd.value = frechet_distance(feature_stats(f), space.ref);
+    e.fd.se = e.fd.lo = e.fd.hi = std::nan("");
+    e.fd.n = f.size(0);
+    row.fd.push_back(e);
   }
 }
 
@@ -157,6 +163,26 @@ void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOut
                                std::to_string(rows.size()) + " (" + rows[std::min(i, rows.size() - 1)].setting.label +
                                "); no results were written: rerun the same command with --overwrite");
   }
+}
+
+void estimate_rows(std::vector<Row>& rows, const FdRun& fd, bool quiet) {
+  if (fd.spaces.empty()) return;
+  ProgressLine line(!quiet);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    Row& row = rows[i];
+    if (row.same_as >= 0) {
+      row.fd = rows[static_cast<size_t>(row.same_as)].fd;
+      continue;
+    }
+    for (size_t k = 0; k < fd.spaces.size(); ++k) {
+      const double done = static_cast<double>(i * fd.spaces.size() + k);
+      line.update(done / static_cast<double>(rows.size() * fd.spaces.size()), done * static_cast<double>(row.fd[k].fd.n),
+                  "intervals: setting " + std::to_string(i + 1) + "/" + std::to_string(rows.size()) + ", " +
+                         fd.spaces[k].name);
+      row.fd[k] = estimate_fd(fd.features.get(row.feature_keys[k]), fd.spaces[k].ref, fd.settings);
+    }
+  }
+  line.finish();
 }
 
 torch::Tensor rows_grid(const std::vector<Row>& rows, const GenerateRequest& base) {

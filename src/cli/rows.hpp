@@ -39,9 +39,14 @@ struct RowsOutput {
 // Runs the rows in order, each rank its share of the seeds (base.shard), keeping the first `grid_cols` images
 // of each row for the grid; each row's images are measured in every feature space as they are sampled. Rows
 // with same_as reuse that row's results. On rank 0: the grid's images, every rank's features kept in fd.features,
-// the FD estimates, and a summary line per row unless quiet.
+// each row's FD (its value; estimate_rows adds the intervals), and a summary line per row unless quiet.
 void run_rows(std::vector<Row>& rows, const GenerateRequest& base, const RowsOutput& out, FdRun& fd,
               const Ranks& ranks);
+
+// On rank 0, once every rank is done with the rows (the bootstrap can take long, and no rank should wait for it
+// inside a collective): each row's FD with its interval and FD-inf in every space, from its kept features; the
+// run's FDs until then are values alone.
+void estimate_rows(std::vector<Row>& rows, const FdRun& fd, bool quiet);
 
 // One grid row per setting and one column per kept seed, labelled with the settings' labels and the seeds.
 torch::Tensor rows_grid(const std::vector<Row>& rows, const GenerateRequest& base);

@@ -300,6 +300,7 @@ void SweepRun::run() {
   run_rows(rows, setup.base, {o.out, o.grid_cols, o.quiet}, *fd, ranks);
   const nlohmann::json times = ranks.describe(ranks.gather_json(ranks.times()));
   if (!ranks.root()) return;
+  estimate_rows(rows, *fd, o.quiet);
   compare_with_best();
   write_results(times);
   if (!o.quiet)
