@@ -14,7 +14,8 @@ on the real code. Steps:
 3. Features of the written file against the repository's forward (on torch without
    F.scaled_dot_product_attention, an einsum implementation written here supplies it; on torch >= 2 the
    real op runs) after EDM2's preprocessing, also written here: colour and grey images, two batch sizes.
-4. With --autoguide, `autoguide ref --features-out` on the colour images as PNGs against the same reference.
+4. With --autoguide: `autoguide ref --features-out` on the colour images as PNGs against the same reference,
+   and `autoguide fid` of the grey PNGs against those statistics against numpy's FD of the reference features.
 
 Prints one line per comparison; exit status 0 when every relative error is <= 1e-5, 1 otherwise.
 """
@@ -115,7 +116,7 @@ def compare(label, got, want):
     return err <= TOLERANCE
 
 
-def check_sensitivity(net, images):
+def check_sensitivity(net, images, want):
     """The comparison must notice wrong attention: uniform attention has to move the features far more."""
     def uniform(q, k, v, **kwargs):
         return v.mean(dim=-2, keepdim=True).expand_as(v)
@@ -129,33 +130,64 @@ def check_sensitivity(net, images):
             del F.scaled_dot_product_attention
         else:
             F.scaled_dot_product_attention = saved
-    err = relative_error(wrong, reference_features(net, images))
+    err = relative_error(wrong, want)
     print(f"{'ok' if err > 1e3 * TOLERANCE else 'FAIL'}: uniform attention moves the features by {err:.2e} relative")
     return err > 1e3 * TOLERANCE
 
 
-def check_autoguide_ref(binary, detector, images, want, work):
+def write_pngs(images, folder):
     from PIL import Image
-    folder = os.path.join(work, 'pngs')
     os.makedirs(folder, exist_ok=True)
     for i, img in enumerate(images):
-        Image.fromarray(img.permute(1, 2, 0).numpy()).save(os.path.join(folder, f'{i:06d}.png'))
-    features = os.path.join(work, 'features.npy')
-    cmd = [binary, 'ref', '--detector', detector, '--images', folder, '--out', os.path.join(work, 'stats.npz'),
-           '--features-out', features, '--device', 'cpu', '--batch', '2', '-q']
+        pixels = img.permute(1, 2, 0).numpy()
+        Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels).save(os.path.join(folder, f'{i:06d}.png'))
+    return folder
+
+
+def run_tool(cmd):
     print('$', ' '.join(cmd), flush=True)
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
-        print(f'FAIL: autoguide ref: {r.stderr.strip()}')
-        return False
-    return compare('autoguide ref on PNGs', torch.from_numpy(np.load(features)), want)
+        print(f'FAIL: {cmd[1]}: {r.stderr.strip()}')
+    return r
+
+
+def frechet(a, b):
+    """FD of two feature sets in float64: |mu_a - mu_b|^2 + tr S_a + tr S_b - 2 tr (S_a^1/2 S_b S_a^1/2)^1/2."""
+    a, b = a.double().numpy(), b.double().numpy()
+    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    w, u = np.linalg.eigh(sa)
+    root = (u * np.sqrt(np.clip(w, 0, None))) @ u.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root @ sb @ root), 0, None)).sum()
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(sa) + np.trace(sb) - 2 * cross)
+
+
+def check_autoguide(binary, detector, colour, grey, want_colour, want_grey, work):
+    """`autoguide ref` features of the colour PNGs, then `autoguide fid` of the grey PNGs against their stats."""
+    import json
+    stats, features = os.path.join(work, 'stats.npz'), os.path.join(work, 'features.npy')
+    r = run_tool([binary, 'ref', '--detector', detector, '--images', write_pngs(colour, os.path.join(work, 'colour')),
+                  '--out', stats, '--features-out', features, '--device', 'cpu', '--batch', '2', '-q'])
+    if r.returncode != 0:
+        return [False]
+    passed = [compare('autoguide ref on colour PNGs', torch.from_numpy(np.load(features)), want_colour)]
+    r = run_tool([binary, 'fid', '--detector', detector, '--images', write_pngs(grey, os.path.join(work, 'grey')),
+                  '--ref', stats, '--device', 'cpu', '--batch', '3', '--json'])
+    if r.returncode != 0:
+        return passed + [False]
+    got, want = json.loads(r.stdout)['fd'], frechet(want_grey, want_colour)
+    err = abs(got - want) / abs(want)
+    print(f"{'ok' if err <= 1e-4 else 'FAIL'}: autoguide fid grey vs colour: {got:.6g}, "
+          f'numpy on the reference features {want:.6g}, relative difference {err:.1e} (bound 1e-4)')
+    return passed + [err <= 1e-4]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('repo', metavar='DINOV2_SRC', help='local clone of facebookresearch/dinov2')
-    parser.add_argument('--work', metavar='DIR', help='keep the weights, dinov2.pt and PNGs here (default: a temporary folder)')
-    parser.add_argument('--autoguide', metavar='BIN', help='also run BIN ref on the colour images')
+    parser.add_argument('--work', metavar='DIR',
+                        help='keep the weights, dinov2.pt and PNGs here (default: a temporary folder)')
+    parser.add_argument('--autoguide', metavar='BIN', help='also run BIN ref and BIN fid on the images as PNGs')
     args = parser.parse_args()
     repo = os.path.abspath(args.repo)
     print(f'torch {torch.__version__}; F.scaled_dot_product_attention '
@@ -169,14 +201,15 @@ def main():
         detector = export(repo, weights, os.path.join(work, 'out'))
         exported = torch.jit.load(detector, map_location='cpu')
         images = test_images()
-        passed = []
+        passed, wants = [], {}
         for label, x in images.items():
+            wants[label] = reference_features(net, x)
             with torch.no_grad():
-                passed.append(compare(label, exported(x), reference_features(net, x)))
-        colour = images['colour, batch 5, 96x80']
-        passed.append(check_sensitivity(net, colour))
+                passed.append(compare(label, exported(x), wants[label]))
+        c, g = 'colour, batch 5, 96x80', 'grey, batch 5, 32x32'
+        passed.append(check_sensitivity(net, images[c], wants[c]))
         if args.autoguide:
-            passed.append(check_autoguide_ref(args.autoguide, detector, colour, reference_features(net, colour), work))
+            passed += check_autoguide(args.autoguide, detector, images[c], images[g], wants[c], wants[g], work)
     print('all checks passed' if all(passed) else 'SOME CHECKS FAILED')
     return 0 if all(passed) else 1
 

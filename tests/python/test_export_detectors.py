@@ -22,7 +22,7 @@ from torch import Tensor
 
 from autoguide_py import detectors
 from autoguide_py.errors import ExportError
-from cli import BIN, ok, requires_bin
+from cli import ok, requires_bin
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / 'scripts' / 'export_detectors.py'
@@ -492,7 +492,8 @@ def test_dinov2_bad_inputs(case, dinov2_repo, inception_pt, tmp_path, out_dir):
         want = ['do not fit dinov2_vitl14', 'missing', 'unexpected head.weight']
     elif case == 'wrong_shape':
         args[3] = _weights_with_wrong_shape(net, tmp_path / 'narrow.pth')
-        want = ['narrow.pth do not fit dinov2_vitl14', 'wrong shape blocks.1.attn.qkv.weight (24, 16) (expected (48, 16))']
+        want = ['narrow.pth do not fit dinov2_vitl14',
+                'wrong shape blocks.1.attn.qkv.weight (24, 16) (expected (48, 16))']
     elif case == 'truncated':
         args[3] = _truncated_weights(weights, tmp_path / 'cut.pth')
         want = ['cut.pth is truncated or corrupt']
