@@ -511,6 +511,22 @@ def test_dinov2_bad_inputs(case, dinov2_repo, inception_pt, tmp_path, out_dir):
     assert files_in(out_dir) == []
 
 
+def test_dinov2_weights_are_never_unpickled(dinov2_repo, tmp_path, out_dir):
+    """A weights file whose pickle names a callable is refused by the restricted reader; nothing in it runs."""
+    repo, _, net = dinov2_repo
+    canary = tmp_path / 'ran'
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (canary,))
+
+    hostile = tmp_path / 'dinov2_vitl14_pretrain.pth'
+    torch.save({**net.state_dict(), 'extra': Payload()}, str(hostile))
+    r = run_cli('--out-dir', out_dir, '--which', 'dinov2', '--dinov2-repo', repo, '--dinov2-weights', hostile)
+    assert_one_line_error(r, 'refusing to load dinov2_vitl14_pretrain.pth', 'nothing in the file was executed')
+    assert not canary.exists() and files_in(out_dir) == []
+
+
 def test_dinov2_hub_unreachable(tmp_path):
     """Without --dinov2-repo the code comes from torch.hub; no network gives one line with the offline way out."""
     out = tmp_path / 'out'
