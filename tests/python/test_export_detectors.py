@@ -1,7 +1,10 @@
 """scripts/export_detectors.py: detector files with EDM2's preprocessing, built offline from stand-in networks.
 
 The real Inception-v3 and DINOv2 weights need internet; here a small TorchScript module with NVIDIA's
-Inception interface and a local "dinov2 repository" with a tiny ViT stand in for them.
+Inception interface and a local "dinov2 repository" with a tiny ViT stand in for them. The ViT has
+facebookresearch/dinov2's attention layout (fused qkv, heads, Attention/MemEffAttention calling
+F.scaled_dot_product_attention), so the op torch 1.13 lacks is met here as with the real code;
+scripts/dev/check_real_dinov2.sh runs the same comparisons on the real repository.
 """
 
 import contextlib
