@@ -24,7 +24,10 @@ archive holds TorchScript code for the TorchScript interpreter, never Python cod
 DINOv2 comes from torch.hub (facebookresearch/dinov2, as EDM2 loads it) or from a local clone of
 that repository; loading it imports the repository's Python code, as EDM2 does. Its weights may
 come from a local file, read with the weights-only loader. The backbone is traced at its fixed
-224x224 input; the wrapper around it is scripted, so inputs of any size and channel count work.
+224x224 input; the wrapper around it is scripted, so inputs of any size and channel count work. The
+repository computes attention with F.scaled_dot_product_attention, which torch 1.13 lacks and which a
+torch >= 2 trace would record as an op LibTorch 1.13 cannot load: plain_attention.py supplies matmul +
+softmax where the op is missing and always while tracing.
 """
 
 import collections
@@ -46,6 +49,7 @@ from torch import Tensor
 from .errors import ExportError
 from .export import (EXPORTER, FORMAT_VERSION, METADATA_FILE, CliParser, describe_names, format_mib,
                      run_reporting_errors, save_model_file, sha256_file)
+from .plain_attention import check_no_fused_attention, plain_attention
 from .restricted_unpickler import global_name
 from .zip_checkpoint import load_torch_checkpoint
 
@@ -201,11 +205,18 @@ def build_inception_detector(inception):
 # DINOv2.
 
 
-def _load_weights(net, path, model):
-    name = os.path.basename(path)
+def _read_weights(path, model):
+    """The state dict in a weights file (restricted reader: nothing in the file is run), read before the
+    slow model construction so that a truncated or foreign file is refused at once."""
+    _check_input_file(path, 'DINOv2 weights file')
     state = load_torch_checkpoint(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ExportError(f'{name} is not a state dict of tensors (expected the released {model}_pretrain.pth)')
+        raise ExportError(f'{os.path.basename(path)} is not a state dict of tensors '
+                          f'(expected the released {model}_pretrain.pth)')
+    return state
+
+
+def _load_weights(net, state, name, model):
     expected = net.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -219,20 +230,21 @@ def _load_weights(net, path, model):
     net.load_state_dict(state)
 
 
-def load_dinov2(repo=None, weights=None, model=DINOV2_MODEL, progress=False):
-    """(DINOv2 backbone in eval mode, source description, SHA-256 of its weights file or None).
+def _check_repo(repo, model):
+    """A local clone must offer the hub entry `model`; checked in the text, before its code is imported."""
+    if not os.path.isdir(repo):
+        raise ExportError(f'DINOv2 repository not found: {repo}')
+    hubconf = os.path.join(repo, 'hubconf.py')
+    if not os.path.isfile(hubconf):
+        raise ExportError(f'{repo} is not a clone of facebookresearch/dinov2 (it has no hubconf.py)')
+    with open(hubconf, 'rb') as f:
+        if model.encode() not in f.read():
+            raise ExportError(f'{repo} is not a clone of facebookresearch/dinov2 (its hubconf.py has no '
+                              f'{model}); pass a clone of https://github.com/facebookresearch/dinov2')
 
-    repo: a local clone of facebookresearch/dinov2 (else torch.hub fetches it); weights: a local
-    weights file (else the hub entry downloads the released ones). progress=False silences what
-    torch.hub and the repository print on stderr (download notices and bars).
-    """
-    if weights is not None:
-        _check_input_file(weights, 'DINOv2 weights file')
-    if repo is not None:
-        if not os.path.isdir(repo):
-            raise ExportError(f'DINOv2 repository not found: {repo}')
-        if not os.path.isfile(os.path.join(repo, 'hubconf.py')):
-            raise ExportError(f'{repo} is not a clone of facebookresearch/dinov2 (it has no hubconf.py)')
+
+def _hub_load(repo, model, pretrained, progress):
+    """torch.hub.load from the clone or from GitHub; any failure is the user's setup, reported in one line."""
     where = repo if repo is not None else DINOV2_HUB_REPO
     # xformers kernels would be traced into the graph and are missing from libtorch; the fallback is plain torch.
     os.environ.setdefault('XFORMERS_DISABLED', '1')
@@ -241,10 +253,10 @@ def load_dinov2(repo=None, weights=None, model=DINOV2_MODEL, progress=False):
         with warnings.catch_warnings(), quiet:
             warnings.simplefilter('ignore')
             if repo is not None:
-                net = torch.hub.load(repo, model, source='local', pretrained=weights is None)
+                net = torch.hub.load(repo, model, source='local', pretrained=pretrained)
             else:
                 net = torch.hub.load(DINOV2_HUB_REPO, model, trust_repo=True, verbose=False, skip_validation=True,
-                                     pretrained=weights is None)
+                                     pretrained=pretrained)
     except Exception as e:  # network, import and hub errors alike: the user's setup, not a bug here
         detail = str(e).strip().splitlines()[0] if str(e).strip() else ''
         hint = '' if repo is not None else ('; without internet, pass --dinov2-repo (a clone of '
@@ -252,9 +264,23 @@ def load_dinov2(repo=None, weights=None, model=DINOV2_MODEL, progress=False):
         raise ExportError(f'cannot load {model} from {where}: {type(e).__name__}: {detail}{hint}') from None
     if not isinstance(net, torch.nn.Module):
         raise ExportError(f'{where} returned a {type(net).__name__} for {model}, not a torch module')
-    source = f'{model} from {where}'
+    return net
+
+
+def load_dinov2(repo=None, weights=None, model=DINOV2_MODEL, progress=False):
+    """(DINOv2 backbone in eval mode, source description, SHA-256 of its weights file or None).
+
+    repo: a local clone of facebookresearch/dinov2 (else torch.hub fetches it); weights: a local
+    weights file (else the hub entry downloads the released ones). progress=False silences what
+    torch.hub and the repository print on stderr (download notices and bars).
+    """
+    if repo is not None:
+        _check_repo(repo, model)
+    state = _read_weights(weights, model) if weights is not None else None
+    net = _hub_load(repo, model, pretrained=weights is None, progress=progress)
+    source = f'{model} from {repo if repo is not None else DINOV2_HUB_REPO}'
     if weights is not None:
-        _load_weights(net, weights, model)
+        _load_weights(net, state, os.path.basename(weights), model)
         digest = sha256_file(weights)
         source += f' with weights {os.path.basename(weights)}'
     else:
@@ -264,19 +290,25 @@ def load_dinov2(repo=None, weights=None, model=DINOV2_MODEL, progress=False):
 
 
 def trace_backbone(backbone, resolution=DINOV2_RESOLUTION):
-    """torch.jit.trace of a float [N,3,R,R] -> [N,D] backbone, checked at another batch size."""
+    """torch.jit.trace of a float [N,3,R,R] -> [N,D] backbone, checked at another batch size.
+
+    The check runs the model as it is (torch's own attention op where there is one), the trace always
+    runs plain attention: on torch >= 2 every export thus compares the two."""
     backbone = backbone.eval()
     gen = torch.Generator().manual_seed(0)
     example = torch.randn([2, 3, resolution, resolution], generator=gen)
     other = torch.randn([3, 3, resolution, resolution], generator=gen)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore')  # TracerWarnings about constants that are constant here
-        want = backbone(other)
+        with plain_attention():
+            want = backbone(other)
         if not isinstance(want, torch.Tensor) or want.dim() != 2 or want.shape[0] != 3:
             what = tuple(want.shape) if isinstance(want, torch.Tensor) else type(want).__name__
             raise ExportError(f'the DINOv2 model returned {what} for [3,3,{resolution},{resolution}] images, '
                               f'expected features [3,D]')
-        traced = torch.jit.trace(backbone, example, check_trace=False)
+        with plain_attention(always=True):
+            traced = torch.jit.trace(backbone, example, check_trace=False)
+        check_no_fused_attention(traced, 'DINOv2')
         got = traced(other)
     if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-4, atol=1e-5):
         raise RuntimeError('the traced DINOv2 graph does not reproduce the model at another batch size')
@@ -404,8 +436,8 @@ def main(argv=None):
         if 'dinov2' in which:
             if args.dinov2_weights is not None:
                 _check_input_file(args.dinov2_weights, 'DINOv2 weights file')
-            if args.dinov2_repo is not None and not os.path.isdir(args.dinov2_repo):
-                raise ExportError(f'DINOv2 repository not found: {args.dinov2_repo}')
+            if args.dinov2_repo is not None:
+                _check_repo(args.dinov2_repo, DINOV2_MODEL)
 
         ready = []
         if 'inception' in which:

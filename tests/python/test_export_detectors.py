@@ -1,23 +1,31 @@
 """scripts/export_detectors.py: detector files with EDM2's preprocessing, built offline from stand-in networks.
 
 The real Inception-v3 and DINOv2 weights need internet; here a small TorchScript module with NVIDIA's
-Inception interface and a local "dinov2 repository" with a tiny ViT stand in for them.
+Inception interface and a local "dinov2 repository" with a tiny ViT stand in for them. The ViT has
+facebookresearch/dinov2's attention layout (fused qkv, heads, Attention/MemEffAttention calling
+F.scaled_dot_product_attention), so the op torch 1.13 lacks is met here as with the real code;
+scripts/dev/check_real_dinov2.sh runs the same comparisons on the real repository.
 """
 
+import contextlib
 import hashlib
 import importlib.util
+import math
 import os
 import pickle
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from autoguide_py import detectors
+from autoguide_py.errors import ExportError
+from cli import ok, requires_bin
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / 'scripts' / 'export_detectors.py'
@@ -84,26 +92,68 @@ class NoFeaturesFlag(torch.nn.Module):
 
 HUBCONF = '''
 import torch
+from torch import nn
 
 dependencies = ['torch']
 
 
-class TinyViT(torch.nn.Module):
-    """A DINOv2-shaped stand-in: 14x14 patches, a CLS token, token mixing, normed CLS output."""
+class Attention(nn.Module):
+    """facebookresearch/dinov2's attention layout: one fused qkv Linear, the heads split out of its output,
+    torch.nn.functional.scaled_dot_product_attention looked up at call time, an output projection."""
 
-    def __init__(self, dim=16, patch=14, resolution=224):
+    def __init__(self, dim, num_heads):
         super().__init__()
-        self.patch_embed = torch.nn.Conv2d(3, dim, patch, patch)
-        self.cls_token = torch.nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos_embed = torch.nn.Parameter(torch.zeros(1, 1 + (resolution // patch) ** 2, dim))
-        self.mix = torch.nn.Linear(dim, dim)
-        self.norm = torch.nn.LayerNorm(dim)
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x, is_causal=False):
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads)
+        q, k, v = [t.transpose(1, 2) for t in torch.unbind(qkv, 2)]  # [B, heads, N, C / heads] each
+        x = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=is_causal)
+        return self.proj(x.transpose(1, 2).reshape(B, N, C))
+
+
+class MemEffAttention(Attention):
+    """The class the repository's ViTs use; without xFormers it is its parent's computation."""
+
+    def forward(self, x, attn_bias=None):
+        if attn_bias is not None:
+            raise AssertionError('the stand-in has no xFormers path')
+        return super().forward(x)
+
+
+class Block(nn.Module):
+    def __init__(self, dim, num_heads):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = MemEffAttention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class TinyViT(nn.Module):
+    """A DINOv2-shaped stand-in: 14x14 patches, a CLS token, attention blocks, normed CLS output."""
+
+    def __init__(self, dim=16, num_heads=2, depth=2, patch=14, resolution=224):
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, dim, patch, patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + (resolution // patch) ** 2, dim))
+        self.blocks = nn.ModuleList([Block(dim, num_heads) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
 
     def forward(self, x):
         t = self.patch_embed(x).flatten(2).transpose(1, 2)
         t = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), t], dim=1) + self.pos_embed
-        w = (self.mix(t) @ t[:, :1].transpose(1, 2)).softmax(dim=1)
-        return self.norm((w * t).sum(dim=1))
+        for block in self.blocks:
+            t = block(t)
+        return self.norm(t)[:, 0]
 
 
 def dinov2_vitl14(*, pretrained=True, **kwargs):
@@ -135,7 +185,7 @@ def dinov2_repo(tmp_path_factory):
     net = hub.TinyViT().eval()
     with torch.no_grad():
         for p in net.parameters():
-            p.copy_(torch.randn_like(p) * 0.1)
+            p.copy_(torch.randn_like(p) * 0.5)  # large enough that attention is far from uniform
     weights = folder / 'dinov2_vitl14_pretrain.pth'
     torch.save(net.state_dict(), str(weights))
     return repo, weights, net
@@ -150,6 +200,38 @@ def edm2_dinov2_input(images, antialias=True):
     x = x / 255
     x = x - torch.tensor(EDM2_MEAN).reshape(1, -1, 1, 1)
     return x / torch.tensor(EDM2_STD).reshape(1, -1, 1, 1)
+
+
+def einsum_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """torch's scaled_dot_product_attention for the stand-in's call, written independently of plain_attention.py."""
+    assert attn_mask is None and dropout_p == 0 and not is_causal
+    weights = torch.einsum('bhid,bhjd->bhij', q, k) / (math.sqrt(q.shape[-1]) if scale is None else 1 / scale)
+    return torch.einsum('bhij,bhjd->bhid', weights.softmax(dim=-1), v)
+
+
+@contextlib.contextmanager
+def attention_op(function):
+    """F.scaled_dot_product_attention is `function` inside the block, as it was (or absent) after it."""
+    saved = getattr(F, 'scaled_dot_product_attention', None)
+    F.scaled_dot_product_attention = function
+    try:
+        yield
+    finally:
+        if saved is None:
+            del F.scaled_dot_product_attention
+        else:
+            F.scaled_dot_product_attention = saved
+
+
+def reference_features(net, images):
+    """The stand-in's own forward on EDM2's preprocessing; torch's attention op where it has one."""
+    op = getattr(F, 'scaled_dot_product_attention', einsum_attention)
+    with torch.no_grad(), attention_op(op):
+        return net(edm2_dinov2_input(images))
+
+
+def relative_error(got, want):
+    return ((got - want).abs().max() / want.abs().max()).item()
 
 
 # ----------------------------------------------------------------------------
@@ -261,6 +343,10 @@ def test_dinov2_rejects_other_channel_counts():
         model(uint8_images([1, 2, 8, 8]))
 
 
+# Colour and grey, each at two batch sizes (and sizes that need shrinking and enlarging to 224).
+FEATURE_CASES = ([1, 3, 64, 48], [4, 3, 300, 260], [1, 1, 32, 32], [4, 1, 240, 240])
+
+
 def test_dinov2_from_local_repo(dinov2_repo, out_dir):
     repo, weights, net = dinov2_repo
     r = run_cli('--out-dir', out_dir, '--which', 'dinov2', '--dinov2-repo', repo, '--dinov2-weights', weights)
@@ -270,13 +356,14 @@ def test_dinov2_from_local_repo(dinov2_repo, out_dir):
     assert files_in(out_dir) == ['dinov2.pt']
 
     model = torch.jit.load(str(out_dir / 'dinov2.pt'))
-    for shape in ([2, 1, 32, 32], [3, 3, 64, 64]):
+    for shape in FEATURE_CASES:
         x = uint8_images(shape, seed=7)
         got = model(x)
         assert got.dtype == torch.float32 and got.shape == (shape[0], 16)
-        with torch.no_grad():
-            want = net(edm2_dinov2_input(x))
-        assert (got - want).abs().max().item() <= 1e-5, shape
+        assert relative_error(got, reference_features(net, x)) <= 1e-5, shape
+    # No fused attention op in the file (LibTorch 1.13 would refuse to load it): matmul and softmax instead.
+    graph = str(model.inlined_graph)
+    assert 'scaled_dot_product_attention' not in graph and 'aten::softmax' in graph
 
     assert detectors.read_detector_metadata(str(out_dir / 'dinov2.pt')) == {
         'format_version': 1, 'kind': 'detector', 'name': 'dinov2-vitl14', 'metric': 'fd_dinov2', 'feature_dim': 16,
@@ -284,11 +371,111 @@ def test_dinov2_from_local_repo(dinov2_repo, out_dir):
         'source_sha256': sha256(weights), 'exporter': 'autoguide 0.1.0'}
 
 
-@pytest.mark.parametrize('case', ['missing_weights', 'missing_repo', 'not_a_repo', 'wrong_weights',
-                                  'hub_entry_fails', 'import_fails'])
+def test_dinov2_comparison_sees_attention(dinov2_repo):
+    """The stand-in's attention matters: uniform attention would move its features far beyond the 1e-5 bound."""
+    _, _, net = dinov2_repo
+    x = uint8_images([4, 3, 64, 64], seed=7)
+    with torch.no_grad(), attention_op(lambda q, k, v, **kwargs: v.mean(dim=-2, keepdim=True).expand_as(v)):
+        uniform = net(edm2_dinov2_input(x))
+    assert relative_error(uniform, reference_features(net, x)) > 1e-2
+
+
+def test_dinov2_export_needs_the_fallback(dinov2_repo, monkeypatch):
+    """Without plain attention the stand-in does not export: on torch 1.13 the op is missing; on torch >= 2 the
+    trace would hold aten::scaled_dot_product_attention, which the graph check refuses."""
+    _, _, net = dinov2_repo
+    monkeypatch.setattr(detectors, 'plain_attention', lambda always=False: contextlib.nullcontext())
+    if hasattr(F, 'scaled_dot_product_attention'):
+        with pytest.raises(ExportError, match='aten::scaled_dot_product_attention'):
+            detectors.build_dinov2_detector(net)
+    else:
+        with pytest.raises(AttributeError, match='scaled_dot_product_attention'):
+            detectors.build_dinov2_detector(net)
+
+
+def test_dinov2_trace_uses_plain_attention_where_the_op_exists(dinov2_repo):
+    """torch >= 2, emulated: an op that must never be traced (it would be recorded as a fused op). The export
+    still succeeds (the trace used plain attention), the trace check ran the op itself, and the op is back
+    in place afterwards."""
+    _, _, net = dinov2_repo
+    calls = []
+
+    def native(q, k, v, **kwargs):
+        assert not torch.jit.is_tracing(), 'the native op was called while tracing'
+        calls.append(q.shape[0])
+        return einsum_attention(q, k, v, **kwargs)
+
+    with attention_op(native):
+        detector = detectors.build_dinov2_detector(net)
+        assert F.scaled_dot_product_attention is native
+    assert calls == [3, 3]  # two blocks, on the check batch of 3 images
+    x = uint8_images([2, 3, 64, 64], seed=3)
+    with torch.no_grad():
+        assert relative_error(detector(x), reference_features(net, x)) <= 1e-5
+
+
+def test_plain_attention_is_softmax_qk_v():
+    """The fallback against the einsum formula, with the variants torch's op offers (mask, causal, scale)."""
+    from autoguide_py.plain_attention import scaled_dot_product_attention as plain
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn([2, 3, 5, 4], generator=gen) for _ in range(3))
+    torch.testing.assert_close(plain(q, k, v), einsum_attention(q, k, v), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(plain(q, k, v, scale=0.3), einsum_attention(q, k, v, scale=0.3), rtol=1e-6, atol=1e-6)
+    causal = torch.ones([5, 5], dtype=torch.bool).tril()
+    torch.testing.assert_close(plain(q, k, v, is_causal=True), plain(q, k, v, attn_mask=causal))
+    # With a causal mask the first query sees only the first key: its output is the first value.
+    torch.testing.assert_close(plain(q, k, v, is_causal=True)[..., 0, :], v[..., 0, :])
+    additive = torch.zeros([5, 5]).masked_fill(~causal, float('-inf'))
+    torch.testing.assert_close(plain(q, k, v, attn_mask=additive), plain(q, k, v, attn_mask=causal))
+
+
+@requires_bin
+def test_dinov2_file_runs_in_autoguide_ref(dinov2_repo, tmp_path):
+    """The exported file in the C++ tool: `autoguide ref --features-out` on PNGs equals the stand-in's forward."""
+    from PIL import Image
+    repo, weights, net = dinov2_repo
+    r = run_cli('--out-dir', tmp_path, '--which', 'dinov2', '--dinov2-repo', repo, '--dinov2-weights', weights, '-q')
+    assert r.returncode == 0, r.stderr
+    images = {'colour': uint8_images([5, 3, 40, 36], seed=11), 'grey': uint8_images([5, 1, 40, 36], seed=12)}
+    for kind, x in images.items():
+        folder = tmp_path / kind
+        folder.mkdir()
+        for i, img in enumerate(x):
+            pixels = img.permute(1, 2, 0).numpy()
+            Image.fromarray(pixels[..., 0] if kind == 'grey' else pixels).save(folder / f'{i:04d}.png')
+        features = tmp_path / f'{kind}.npy'
+        ok('ref', '--detector', tmp_path / 'dinov2.pt', '--images', folder, '--out', tmp_path / f'{kind}.npz',
+           '--features-out', features, '--batch', 2, '--device', 'cpu', '--threads', 1, '-q')
+        got = torch.from_numpy(np.load(features))
+        assert relative_error(got, reference_features(net, x)) <= 1e-5, kind
+
+
+def _other_hub_repo(tmp_path):
+    """A torch.hub repository, but not dinov2's: its hubconf has no dinov2_vitl14."""
+    other = tmp_path / 'other_hub'
+    other.mkdir()
+    (other / 'hubconf.py').write_text("dependencies = ['torch']\n\ndef resnet18(pretrained=False):\n    return None\n")
+    return other
+
+
+def _weights_with_wrong_shape(net, path):
+    state = dict(net.state_dict())
+    state['blocks.1.attn.qkv.weight'] = torch.zeros(24, 16)  # 24 = 3 x 8: a ViT of half the width
+    torch.save(state, str(path))
+    return path
+
+
+def _truncated_weights(weights, path):
+    data = Path(weights).read_bytes()
+    path.write_bytes(data[:len(data) * 2 // 3])
+    return path
+
+
+@pytest.mark.parametrize('case', ['missing_weights', 'missing_repo', 'not_a_repo', 'other_hub_repo', 'foreign_weights',
+                                  'wrong_shape', 'truncated', 'hub_entry_fails', 'import_fails'])
 def test_dinov2_bad_inputs(case, dinov2_repo, inception_pt, tmp_path, out_dir):
     """Also asked for inception.pt, which must not be written either: all inputs are read before any output."""
-    repo, weights, _ = dinov2_repo
+    repo, weights, net = dinov2_repo
     args = ['--dinov2-repo', repo, '--dinov2-weights', weights]
     if case == 'missing_weights':
         args[3] = tmp_path / 'absent.pth'
@@ -298,11 +485,21 @@ def test_dinov2_bad_inputs(case, dinov2_repo, inception_pt, tmp_path, out_dir):
         want = ['DINOv2 repository not found', 'no-such-clone']
     elif case == 'not_a_repo':
         args[1] = tmp_path
-        want = ['is not a clone of facebookresearch/dinov2']
-    elif case == 'wrong_weights':
+        want = ['is not a clone of facebookresearch/dinov2', 'no hubconf.py']
+    elif case == 'other_hub_repo':
+        args[1] = _other_hub_repo(tmp_path)
+        want = ['other_hub is not a clone of facebookresearch/dinov2', 'has no dinov2_vitl14']
+    elif case == 'foreign_weights':
         args[3] = tmp_path / 'other.pth'
-        torch.save({'patch_embed.proj.weight': torch.zeros(4, 3, 14, 14)}, str(args[3]))
-        want = ['do not fit dinov2_vitl14', 'missing', 'unexpected patch_embed.proj.weight']
+        torch.save({'head.weight': torch.zeros(4, 3)}, str(args[3]))
+        want = ['do not fit dinov2_vitl14', 'missing', 'unexpected head.weight']
+    elif case == 'wrong_shape':
+        args[3] = _weights_with_wrong_shape(net, tmp_path / 'narrow.pth')
+        want = ['narrow.pth do not fit dinov2_vitl14',
+                'wrong shape blocks.1.attn.qkv.weight (24, 16) (expected (48, 16))']
+    elif case == 'truncated':
+        args[3] = _truncated_weights(weights, tmp_path / 'cut.pth')
+        want = ['cut.pth is truncated or corrupt']
     elif case == 'hub_entry_fails':
         args = args[:2]  # no weights: the entry point tries to download them
         want = ['cannot load dinov2_vitl14 from', 'URLError', 'not reachable']
@@ -315,6 +512,22 @@ def test_dinov2_bad_inputs(case, dinov2_repo, inception_pt, tmp_path, out_dir):
     r = run_cli('--out-dir', out_dir, '--inception-file', inception_pt, *args)
     assert_one_line_error(r, *want)
     assert files_in(out_dir) == []
+
+
+def test_dinov2_weights_are_never_unpickled(dinov2_repo, tmp_path, out_dir):
+    """A weights file whose pickle names a callable is refused by the restricted reader; nothing in it runs."""
+    repo, _, net = dinov2_repo
+    canary = tmp_path / 'ran'
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (canary,))
+
+    hostile = tmp_path / 'dinov2_vitl14_pretrain.pth'
+    torch.save({**net.state_dict(), 'extra': Payload()}, str(hostile))
+    r = run_cli('--out-dir', out_dir, '--which', 'dinov2', '--dinov2-repo', repo, '--dinov2-weights', hostile)
+    assert_one_line_error(r, 'refusing to load dinov2_vitl14_pretrain.pth', 'nothing in the file was executed')
+    assert not canary.exists() and files_in(out_dir) == []
 
 
 def test_dinov2_hub_unreachable(tmp_path):
