@@ -233,3 +233,27 @@ def test_bad_sets_and_lengths_are_refused(series, tmp_path):
         assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith('autoguide: error:'), (args, r.stderr)
         assert message in lines[0], (args, lines[0])
         assert not out.exists(), args
+
+
+# ----------------------------------------------------------------------------
+# EMA as a sweep axis.
+
+
+@requires_bin
+def test_sweep_crosses_ema_lengths_with_weights_and_rows_equal_generate(series, tmp_path):
+    common = ['--net', series['main'], '--seeds', '0-3', '--steps', '6', '--quiet']
+    ok('sweep', *common, '--gnet', series['set'], '--gnet-ema', '0.05:0.1:0.025', '--guidance', '1,2',
+       '--out', tmp_path / 'sweep')
+    results = json.loads((tmp_path / 'sweep' / 'results.json').read_text())
+    rows = [(r['guide'], r['w']) for r in results['settings']]
+    assert rows == [(f'set.pt ema={e}', w) for e in ('0.050', '0.075', '0.100') for w in (1, 2)]
+    assert [r['guide_ema']['std'] for r in results['settings']] == [0.05, 0.05, 0.075, 0.075, 0.1, 0.1]
+    row = next(r for r in results['settings'] if r['guide'] == 'set.pt ema=0.075' and r['w'] == 2)
+    assert row['folder'] == 'set-ema0.075-w2.00'
+    ok('generate', *common, '--gnet', series['set'], '--gnet-ema', '0.075', '--guidance', '2', '--out', tmp_path / 'gen')
+    for seed in range(4):
+        a = pixels(tmp_path / 'sweep' / row['folder'] / f'{seed:06d}.png')
+        assert np.array_equal(a, pixels(tmp_path / 'gen' / f'{seed:06d}.png')), seed
+    # Distinct lengths are distinct guides: their guided images differ.
+    other = pixels(tmp_path / 'sweep' / 'set-ema0.050-w2.00' / '000000.png')
+    assert not np.array_equal(other, pixels(tmp_path / 'gen' / '000000.png'))
