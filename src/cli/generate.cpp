@@ -33,6 +33,7 @@ namespace {
 struct Request {
   SamplingSetup setup;
   std::string net, gnet, uncond, vae;
+  std::optional<EmaRequest> gnet_ema;  // --gnet-ema, or the preset's
 };
 
 // The loaded nets (the guides only where guidance is on) and the pixel decoder when images are written.
@@ -137,6 +138,7 @@ Request GenerateRun::resolve() const {
   GenerateRequest& req = r.setup.base;
   req.guidance = weights.front();
   req.alpha = o_.alpha;
+  r.gnet_ema = one_ema(o_.gnet_ema, "--gnet-ema", o_.ema_precision);
   if (!o_.presets.empty()) {
     const Preset p = find_preset(o_.presets.front());
     PresetLocator locate(r.setup.models);
@@ -145,6 +147,8 @@ Request GenerateRun::resolve() const {
                                         !o_.given("--vae") && writes_images());  // latents alone need no VAE
     if (!o_.given("--net")) r.net = f.net;
     if (!o_.given("--gnet")) r.gnet = f.gnet;
+    if (!o_.given("--gnet") && !o_.given("--gnet-ema") && p.gnet_ema)
+      r.gnet_ema = EmaRequest{*p.gnet_ema, std::nullopt, o_.ema_precision == "fp32"};
     if (!o_.given("--vae")) r.vae = f.vae;
     locate.check();
   }
@@ -160,7 +164,7 @@ void GenerateRun::open_nets(bool speak) {
   n_.nets.main = &n_.cache.get(r_.net, one_ema(o_.net_ema, "--net-ema", o_.ema_precision), "nets.main_ema");
   const bool guided = req.guidance != 1 || !std::isnan(req.alpha);  // w = 1 never evaluates a guide
   if (guided && !r_.gnet.empty())
-    n_.nets.guide = &n_.cache.get(r_.gnet, one_ema(o_.gnet_ema, "--gnet-ema", o_.ema_precision), "nets.guide_ema");
+    n_.nets.guide = &n_.cache.get(r_.gnet, r_.gnet_ema, "nets.guide_ema");
   if (guided && !r_.uncond.empty()) n_.nets.uncond = &n_.cache.get(r_.uncond);
   validate(req, n_.nets);
   n_.mode = run_mode(req, n_.nets);

@@ -69,10 +69,12 @@ struct SweepNets {
   std::string net, vae;
   std::vector<std::string> gnets;
   size_t ema_gnets = 0;  // the first gnets are the guides --gnet-ema applies to (the rest: --uncond's CFG curve)
+  std::vector<EmaRequest> emas;  // --gnet-ema's lengths, or the preset's
 };
 
 // Each guide file, or each (set, EMA length) when --gnet-ema lists lengths: the sweep's curves, in order.
-std::vector<Guide> expand_guides(const SweepNets& chosen, const std::vector<EmaRequest>& emas) {
+std::vector<Guide> expand_guides(const SweepNets& chosen) {
+  const std::vector<EmaRequest>& emas = chosen.emas;
   const std::vector<std::string> names = guide_names(chosen.gnets);
   std::vector<Guide> guides;
   for (size_t g = 0; g < chosen.gnets.size(); ++g) {
@@ -94,7 +96,7 @@ class SweepRun {
  public:
   SweepRun(const Params& o, const Ranks& ranks)
       : o(o), ranks(ranks), weights(parse_weights(o.guidance)), setup(resolve_sampling(o, fd_seeds(o), ranks.shard())),
-        chosen(choose_nets()), guides(expand_guides(chosen, ema_requests(o.gnet_ema, "--gnet-ema", o.ema_precision))),
+        chosen(choose_nets()), guides(expand_guides(chosen)),
         nets(setup, chosen.vae) {}
   void run();
 
@@ -118,7 +120,7 @@ class SweepRun {
 };
 
 SweepNets SweepRun::choose_nets() const {
-  SweepNets n{o.net, o.vae, {}};
+  SweepNets n{o.net, o.vae, {}, 0, ema_requests(o.gnet_ema, "--gnet-ema", o.ema_precision)};
   if (o.presets.size() > 1) throw UsageError("sweep takes one --preset; compare takes several (a row each)");
   if (!o.presets.empty()) {
     if (!o.net.empty() || !o.gnets.empty() || !o.uncond.empty())
@@ -130,6 +132,7 @@ SweepNets SweepRun::choose_nets() const {
     const PresetFiles f = locate.locate(p, true, !o.given("--vae"));
     locate.check();
     n.net = f.net, n.gnets = {f.gnet}, n.ema_gnets = 1;
+    if (n.emas.empty() && p.gnet_ema) n.emas = {EmaRequest{*p.gnet_ema, std::nullopt, o.ema_precision == "fp32"}};
     if (!o.given("--vae")) n.vae = f.vae;
     return n;
   }
