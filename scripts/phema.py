@@ -20,10 +20,9 @@ from autoguide_py.pyenv import ensure_torch  # noqa: E402
 
 ensure_torch()
 
-from autoguide_py import phema, training  # noqa: E402
+from autoguide_py import phema, phema_set, training  # noqa: E402
 from autoguide_py.errors import ExportError  # noqa: E402
-from autoguide_py.export import build_precond, load_network, run_reporting_errors  # noqa: E402
-from autoguide_py.zip_checkpoint import load_torch_checkpoint  # noqa: E402
+from autoguide_py.export import build_precond, run_reporting_errors  # noqa: E402
 
 _NAME = re.compile(r'^(.*)-(\d+)-(\d+\.\d+)\.(pkl|pt)$')
 
@@ -56,26 +55,6 @@ def parse_stds(text):
     return values
 
 
-def read_snapshot(path):
-    """(nimg, std, config, state_dict, encoder) of one snapshot file."""
-    m = _NAME.match(os.path.basename(path))
-    if path.endswith('.pt'):
-        ckpt = load_torch_checkpoint(path)
-        if not isinstance(ckpt, dict) or 'state_dict' not in ckpt or 'config' not in ckpt:
-            raise ExportError(f'{os.path.basename(path)} is not an autoguide checkpoint')
-        nimg = ckpt.get('nimg') or int(m.group(2)) * 1000
-        std = ckpt.get('ema_std') or float(m.group(3))
-        if type(nimg) is not int or type(std) not in (int, float):
-            raise ExportError(f'{os.path.basename(path)}: nimg and ema_std must be numbers')
-        net = build_precond(dict(ckpt['config']), ckpt['state_dict'])
-        return nimg, std, net.config, net.state_dict(), ckpt.get('encoder')
-    net, info = load_network(path)
-    # EDM2 counts in batches of 2048 images and names snapshots by kimg; undo the rounding as EDM2 does.
-    kimg = int(m.group(2))
-    nimg = (kimg * 1000 + 999) // 1024 * 1024
-    return nimg, float(m.group(3)), net.config, net.state_dict(), info['encoder']
-
-
 def main(argv=None):
     ap = _Parser(prog='phema.py', description='Reconstruct post-hoc EMA networks from EMA snapshots.')
     ap.add_argument('--indir', required=True, help='folder of <prefix>-<kimg>-<std>.pt or .pkl snapshots')
@@ -84,6 +63,8 @@ def main(argv=None):
     ap.add_argument('--outdir', required=True)
     ap.add_argument('--outprefix', default='phema')
     ap.add_argument('--outkimg', type=int, default=None, help='training time of the outputs (default: latest)')
+    ap.add_argument('--fp32', action='store_true',
+                    help="keep the float32 sums (default: stored in the snapshots' dtype, as EDM2 stores them)")
     args = ap.parse_args(argv)
 
     def run():
@@ -96,24 +77,27 @@ def main(argv=None):
         if len(paths) < 2:
             raise ExportError(f'{args.indir} holds {len(paths)} snapshot(s) named <prefix>-<kimg>-<std>.pt/.pkl; '
                               f'post-hoc EMA needs at least 2')
-        snaps = [read_snapshot(p) for p in paths]
-        configs = {repr(sorted(s[2].items())) for s in snaps}
+        snaps = [phema_set.read_snapshot(p) for p in paths]
+        configs = {repr(sorted(s.net.config.items())) for s in snaps}
         if len(configs) != 1:
             raise ExportError(f'the snapshots in {args.indir} are of different architectures; use --inprefix')
-        out_nimg = max(s[0] for s in snaps) if args.outkimg is None else \
-            (args.outkimg * 1000 + 999) // 1024 * 1024 if paths[0].endswith('.pkl') else args.outkimg * 1000
-        if not any(0 < s[0] <= out_nimg for s in snaps):
+        out_nimg = max(s.nimg for s in snaps) if args.outkimg is None else \
+            phema_set.edm2_nimg(args.outkimg) if paths[0].endswith('.pkl') else args.outkimg * 1000
+        if not any(0 < s.nimg <= out_nimg for s in snaps):
             raise ExportError(f'no snapshot at or before {out_nimg} images; lower --outkimg')
+        buffers = [name for name, _ in snaps[0].net.named_buffers()]
         try:
-            states = phema.reconstruct([s[:2] + (s[3],) for s in snaps], stds, out_nimg)
+            states = phema.reconstruct([(s.nimg, s.std, s.net.state_dict()) for s in snaps], stds, out_nimg,
+                                       buffers=buffers, keep_fp32=args.fp32)
         except (ValueError, RuntimeError) as e:
             raise ExportError(f'cannot reconstruct: {e}') from None
         os.makedirs(args.outdir, exist_ok=True)
         written = []
         for std, state in zip(stds, states):
-            net = build_precond(dict(snaps[0][2]), state)
+            net = build_precond(dict(snaps[0].net.config), state)
             path = os.path.join(args.outdir, f'{args.outprefix}-{out_nimg // 1000:07d}-{std:.3f}.pt')
-            training.save_checkpoint(path, net, nimg=out_nimg, ema_std=std, encoder=snaps[0][4])
+            training.save_checkpoint(path, net, nimg=out_nimg, ema_std=std, encoder=snaps[0].encoder,
+                                     keep_dtype=True)
             written.append(path)
         return written
 

@@ -26,6 +26,14 @@ std::string image_path(const std::string& outdir, int64_t seed, bool subdirs) {
   return (fs::path(outdir) / sub / name).string();
 }
 
+// How a net built from a snapshot set was averaged (PNG metadata and manifests); null for a model file.
+nlohmann::json posthoc_ema_json(const Denoiser& net) {
+  if (!net.posthoc_ema()) return nullptr;
+  const PosthocEma& e = *net.posthoc_ema();
+  return {{"std", e.std}, {"kimg", e.nimg / 1000}, {"nimg", e.nimg}, {"fit_residual", e.residual},
+          {"precision", e.precision}};
+}
+
 nlohmann::json sample_parameters(const GenerateRequest& req, const Nets& nets, GuidanceMode mode,
                                  const PixelDecoder* decoder) {
   const auto& s = req.sampler;
@@ -48,9 +56,11 @@ nlohmann::json sample_parameters(const GenerateRequest& req, const Nets& nets, G
                       {"net_sha256", short_hash(net.file_sha256())},
                       {"tool", "autoguide " AUTOGUIDE_VERSION},
                       {"commit", git_commit()}};
+  if (net.posthoc_ema()) j["net_ema"] = posthoc_ema_json(net);
   if (nets.guide && mode != GuidanceMode::None) {
     j["gnet"] = fs::path(nets.guide->path()).filename().string();
     j["gnet_sha256"] = short_hash(nets.guide->file_sha256());
+    if (nets.guide->posthoc_ema()) j["gnet_ema"] = posthoc_ema_json(*nets.guide);
   }
   if (nets.uncond && mode == GuidanceMode::Mixed) {
     j["uncond"] = fs::path(nets.uncond->path()).filename().string();

@@ -16,6 +16,9 @@ std::string image_path(const std::string& outdir, int64_t seed, bool subdirs);
 
 // The run's parameters (guidance, mode, sampler, schedule, churn, interval, the precision the nets really
 // compute in, nets with SHA-256 prefixes, the VAE, tool version), as recorded in every PNG and manifest.
+// How a net built from a snapshot set was averaged: {std, kimg, nimg, fit_residual, precision}; null for a model file.
+nlohmann::json posthoc_ema_json(const Denoiser& net);
+
 nlohmann::json sample_parameters(const GenerateRequest& req, const Nets& nets, GuidanceMode mode,
                                  const PixelDecoder* decoder);  // null: no images (samples only)
 

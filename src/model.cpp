@@ -158,6 +158,14 @@ Denoiser Denoiser::load(const std::string& path, const torch::Device& device, Ne
     throw UsageError("'" + path + "' carries no " + std::string(kMetadataName) +
                      " metadata; export it with scripts/export_edm2.py");
   ModelInfo info = parse_model_info(extra[kMetadataName], path);
+  if (info.raw.contains("kind") && info.raw["kind"] == "snapshot_set")
+    throw FieldError("ema", "'" + path + "' is a snapshot set: build a net from it at a post-hoc EMA length (ema)");
+  return from_module(std::move(module), std::move(info), path, sha256_file(path), device, precision, fast);
+}
+
+Denoiser Denoiser::from_module(torch::jit::Module module, ModelInfo info, const std::string& path, std::string sha,
+                               const torch::Device& device, NetPrecision precision, bool fast,
+                               std::optional<PosthocEma> ema) {
   module.eval();
   if (!module.find_method("prepare"))
     throw UsageError("'" + path + "' has no prepare() method; re-export it with scripts/export_edm2.py");
@@ -174,7 +182,8 @@ Denoiser Denoiser::load(const std::string& path, const torch::Device& device, Ne
     module.get_method("prepare")({});
   }
   const NetPrecision used = effective_precision(precision, info, device);
-  Denoiser net(std::move(module), std::move(info), path, sha256_file(path), device, used);
+  Denoiser net(std::move(module), std::move(info), path, std::move(sha), device, used);
+  net.ema_ = std::move(ema);
   if (fast) net.fast_ = FastUNet::from_module(net.module_, path);
   return net;
 }

@@ -10,6 +10,7 @@
 
 #include "autoguide/error.hpp"
 #include "autoguide/guidance.hpp"
+#include "autoguide/phema.hpp"
 #include "json_input.hpp"
 
 namespace fs = std::filesystem;
@@ -60,6 +61,11 @@ std::vector<Preset> parse_presets(const std::string& json_text, const std::strin
       if (!p["guidance"].is_number()) throw UsageError(what + ": guidance is not a number; fix or remove it");
       pr.guidance = p["guidance"].get<double>();
       validate_weight(pr.guidance, what + ": guidance");
+    }
+    if (p.contains("gnet_ema")) {
+      if (!p["gnet_ema"].is_number()) throw UsageError(what + ": gnet_ema is not a number; fix or remove it");
+      pr.gnet_ema = p["gnet_ema"].get<double>();
+      check_ema_std(*pr.gnet_ema, what + ": gnet_ema");
     }
     pr.reported = p.value("reported", nlohmann::json::object());
     out.push_back(std::move(pr));

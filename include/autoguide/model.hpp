@@ -56,12 +56,29 @@ NetPrecision effective_precision(NetPrecision requested, const ModelInfo& info, 
 
 ModelInfo parse_model_info(const std::string& json_text, const std::string& origin);
 
+// How a net built from a snapshot set was averaged (phema.hpp): EDM2's post-hoc EMA at `std` after `nimg`
+// training images, as coefficients of the set's snapshots (in the set's order), the profile fit's relative
+// L2 residual, and whether the sums were stored in the snapshots' dtype ("stored") or kept in fp32.
+struct PosthocEma {
+  double std = 0;
+  int64_t nimg = 0;
+  double residual = 0;
+  std::string precision = "stored";
+  std::vector<double> coefficients;
+};
+
 class Denoiser {
  public:
   // Loads, validates metadata and prepares the effective weights on `device`. Throws UsageError for bad files.
   // `fast`: run the U-Net natively (fast_unet.hpp) instead of the exported forward; not bit-identical.
   static Denoiser load(const std::string& path, const torch::Device& device,
                        NetPrecision precision = NetPrecision::Auto, bool fast = false);
+
+  // A net already loaded from `path` (a model file, or a snapshot set with `ema` saying how it was built):
+  // sets the precision, prepares the effective weights once. Throws UsageError for modules that cannot.
+  static Denoiser from_module(torch::jit::Module module, ModelInfo info, const std::string& path, std::string sha,
+                              const torch::Device& device, NetPrecision precision, bool fast,
+                              std::optional<PosthocEma> ema = std::nullopt);
 
   // D(x; sigma, labels): x [N,C,R,R] float32, sigma a 0-dim or [N] tensor, labels one-hot [N,label_dim]
   // or undefined for unconditional use.
@@ -73,6 +90,7 @@ class Denoiser {
   const torch::Device& device() const { return device_; }
   NetPrecision precision() const { return precision_; }  // never Auto
   bool fast() const { return fast_ != nullptr; }
+  const std::optional<PosthocEma>& posthoc_ema() const { return ema_; }
   int64_t loaded_param_count() const;
 
  private:
@@ -87,6 +105,7 @@ class Denoiser {
   std::string path_, sha256_;
   torch::Device device_;
   NetPrecision precision_;
+  std::optional<PosthocEma> ema_;
 };
 
 // Nets that sample together must agree on what x and sigma mean. Throws UsageError naming the mismatch.

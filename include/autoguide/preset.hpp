@@ -12,6 +12,7 @@ struct Preset {
   std::string name;
   std::string net, gnet, vae;  // file names inside the models folder; empty when none
   double guidance = 1;
+  std::optional<double> gnet_ema;  // the guide's post-hoc EMA std when gnet is a snapshot set (phema.hpp)
   nlohmann::json reported;  // e.g. {"fid": 1.34}
   std::string source;       // the config file it came from
 };

@@ -350,21 +350,12 @@ def save_model_file(scripted, out_path, extra_files, check=None):
         raise ExportError(f'cannot write to {folder}: {e.strerror}') from None
 
 
-def export_precond(net, out_path, meta_overrides=None, verify=False):
-    """Script `net` (an edm2.Precond) and save it with its metadata to out_path.
-
-    meta_overrides sets metadata fields the network cannot know: training_kimg, ema_std,
-    encoder ({'type': 'rgb'} by default, or {'type': 'vae', 'scale', 'bias', 'vae_name'}),
-    source_file, source_sha256. verify=True reloads the written file and checks that its
-    output equals the network's bit for bit before the file is put in place.
-    Returns the metadata written.
-    """
-    if not isinstance(net, edm2.Precond):
-        raise TypeError(f'export_precond needs an autoguide_py.edm2.Precond, got {type(net).__name__}')
+def denoiser_metadata(net, meta_overrides=None):
+    """The autoguide.json fields of an edm2.Precond (docs/model_format.md), with meta_overrides set:
+    training_kimg, ema_std, encoder ({'type': 'rgb'} by default, or {'type': 'vae', 'scale', 'bias',
+    'vae_name'}), source_file, source_sha256."""
     config = dict(ARCHITECTURE_FIELDS)
     config.update(net.config)
-    if any(t.device.type != 'cpu' for t in net.state_dict().values()):
-        net = copy.deepcopy(net).cpu()
     meta = collections.OrderedDict(
         format_version=FORMAT_VERSION,
         img_resolution=net.img_resolution,
@@ -391,10 +382,29 @@ def export_precond(net, out_path, meta_overrides=None, verify=False):
             raise ValueError(f'unknown metadata field {key!r}')
         meta[key] = value
     meta['encoder'] = _check_encoder(meta['encoder'], net.img_channels)
+    return meta
 
+
+def script_precond(net):
+    """The TorchScript form of an eval-mode edm2.Precond, holding its raw weights only."""
     scripted = torch.jit.script(net.eval())
     _blank_prepared(scripted)
-    save_model_file(scripted, out_path, {METADATA_FILE: json.dumps(meta, indent=2)},
+    return scripted
+
+
+def export_precond(net, out_path, meta_overrides=None, verify=False):
+    """Script `net` (an edm2.Precond) and save it with its metadata to out_path.
+
+    meta_overrides sets metadata fields the network cannot know (denoiser_metadata). verify=True reloads
+    the written file and checks that its output equals the network's bit for bit before the file is put
+    in place. Returns the metadata written.
+    """
+    if not isinstance(net, edm2.Precond):
+        raise TypeError(f'export_precond needs an autoguide_py.edm2.Precond, got {type(net).__name__}')
+    if any(t.device.type != 'cpu' for t in net.state_dict().values()):
+        net = copy.deepcopy(net).cpu()
+    meta = denoiser_metadata(net, meta_overrides)
+    save_model_file(script_precond(net), out_path, {METADATA_FILE: json.dumps(meta, indent=2)},
                     check=(lambda tmp: _verify(net, tmp)) if verify else None)
     return dict(meta)
 

@@ -93,32 +93,34 @@ class PowerFunctionEMA:
         return list(zip(self.stds, self.nets))
 
 
-def reconstruct(snapshots, out_stds, out_nimg=None):
-    """Post-hoc averages from stored ones (App. C.3).
+def reconstruct(snapshots, out_stds, out_nimg=None, buffers=(), keep_fp32=False):
+    """Post-hoc averages from stored ones (App. C.3), summed as EDM2's reconstruct_phema.py sums them.
 
     snapshots: (nimg, std, state_dict) triples, the state dicts of power-function averages taken at
     nimg training images; out_stds: the relative stds wanted at out_nimg (default: the latest
-    snapshot). Returns one float32 state dict per out std: sum_i X[i, j] theta_i for the parameters
-    (floating tensors that differ between snapshots are averaged; the rest, such as EDM2's Fourier
-    buffers, are copied from the first input)."""
+    snapshot); buffers: state-dict names that are not averaged (EDM2's Fourier buffers) but copied from
+    the last snapshot. The snapshots at or before out_nimg are taken in order of (nimg, std); each
+    floating tensor is accumulated in float32 as out += theta_i * X[i, j] and finally stored in the
+    snapshots' own dtype (fp16 for EDM2's raw snapshots: NVIDIA's output bit for bit), or kept in float32
+    with keep_fp32. Returns one state dict per out std."""
     if not snapshots:
         raise ValueError('no snapshots to reconstruct from')
     latest = max(n for n, _, _ in snapshots)
     out_nimg = latest if out_nimg is None else out_nimg
-    used = [s for s in snapshots if 0 < s[0] <= out_nimg]
+    used = sorted((s for s in snapshots if 0 < s[0] <= out_nimg), key=lambda s: (s[0], s[1]))
     if not used:
         raise ValueError(f'no snapshot at or before {out_nimg} images')
     coefs = solve_coefficients([n for n, _, _ in used], [s for _, s, _ in used],
                                [out_nimg] * len(out_stds), list(out_stds))
-    first = used[0][2]
-    averaged = [k for k, v in first.items()
-                if v.is_floating_point() and any(not torch.equal(v, sd[k]) for _, _, sd in used[1:])]
+    last = used[-1][2]
+    averaged = [k for k, v in last.items() if v.is_floating_point() and k not in set(buffers)]
     results = []
     for j in range(len(out_stds)):
-        out = {k: v.detach().to(torch.float32).clone() for k, v in first.items()}
+        out = {k: v.detach().clone() for k, v in last.items()}
         for k in averaged:
-            out[k].zero_()
+            acc = torch.zeros_like(last[k], dtype=torch.float32)
             for i, (_, _, sd) in enumerate(used):
-                out[k] += float(coefs[i, j]) * sd[k].to(torch.float32)
+                acc += sd[k].to(torch.float32) * float(coefs[i, j])
+            out[k] = acc if keep_fp32 else acc.to(last[k].dtype)
         results.append(out)
     return results

@@ -99,9 +99,10 @@ def train(net, images, labels, *, total_img, batch_size, ref_lr, ref_batches, ra
     return ema
 
 
-def save_checkpoint(path, net, *, nimg=None, ema_std=None, encoder=None, extra=None):
-    """Our checkpoint format (what export_edm2.py and phema.py read): config + fp32 state dict."""
-    ckpt = dict(config=dict(net.config), state_dict={k: v.detach().to(torch.float32).clone()
+def save_checkpoint(path, net, *, nimg=None, ema_std=None, encoder=None, extra=None, keep_dtype=False):
+    """Our checkpoint format (what export_edm2.py and phema.py read): config + fp32 state dict (or the
+    tensors' own dtypes with keep_dtype, e.g. fp16 post-hoc averages of EDM2's fp16 snapshots)."""
+    ckpt = dict(config=dict(net.config), state_dict={k: v.detach().to(v.dtype if keep_dtype else torch.float32).clone()
                                                      for k, v in net.state_dict().items()},
                 kimg=None if nimg is None else nimg // 1000, nimg=nimg, ema_std=ema_std,
                 encoder=encoder or {'type': 'rgb'})

@@ -87,7 +87,8 @@ void CompareRun::check_explicit() const {
 
 // None, then CFG, autoguidance (a row per guide) and the mix (with the first guide) where their nets are given.
 std::vector<Row> CompareRun::explicit_rows(NetCache& nets, const GenerateRequest& base) const {
-  const Denoiser& main = nets.get(o.net);
+  const Denoiser& main = nets.get(o.net, one_ema(o.net_ema, "--net-ema", o.ema_precision), "nets.main_ema");
+  const std::optional<EmaRequest> guide_ema = one_ema(o.gnet_ema, "--gnet-ema", o.ema_precision);
   const Denoiser* uncond = o.uncond.empty() ? nullptr : &nets.get(o.uncond);
   std::vector<Row> rows;
   auto add = [&](Nets n, double w, double alpha, GuidanceMode expected, const std::string& role) {
@@ -106,20 +107,21 @@ std::vector<Row> CompareRun::explicit_rows(NetCache& nets, const GenerateRequest
     add({&main, uncond}, w.cfg, std::nan(""), GuidanceMode::CFG,
         "--uncond must be an unconditional net guiding a conditional main net (CFG)");
   for (const auto& g : o.gnets)
-    add({&main, &nets.get(g)}, w.ag, std::nan(""), GuidanceMode::Autoguidance,
+    add({&main, &nets.get(g, guide_ema, "nets.guide_ema")}, w.ag, std::nan(""), GuidanceMode::Autoguidance,
         "--gnet must be conditioned like the main net (autoguidance); pass an unconditional guide as --uncond");
   if (!std::isnan(o.alpha))
-    add({&main, &nets.get(o.gnets.front()), uncond}, std::isnan(w.mix) ? w.ag : w.mix, o.alpha, GuidanceMode::Mixed, "");
+    add({&main, &nets.get(o.gnets.front(), guide_ema, "nets.guide_ema"), uncond}, std::isnan(w.mix) ? w.ag : w.mix, o.alpha, GuidanceMode::Mixed, "");
   return rows;
 }
 
 
 // The presets and their files (every missing file of every preset listed at once); the VAE they share.
 std::vector<PresetRow> CompareRun::locate_presets(const SamplingSetup& setup, std::string& vae) const {
-  for (const char* flag : {"--net", "--gnet", "--uncond", "--guidance", "--ag", "--cfg", "--alpha", "--mix"})
+  for (const char* flag : {"--net", "--gnet", "--uncond", "--guidance", "--ag", "--cfg", "--alpha", "--mix", "--net-ema",
+                           "--gnet-ema"})
     if (o.given(flag))
       throw UsageError("--preset rows bring their own nets and weights; drop --net/--gnet/--uncond/--guidance/--ag/"
-                       "--cfg/--alpha/--mix, or drop --preset");
+                       "--cfg/--alpha/--mix/--net-ema/--gnet-ema, or drop --preset");
   PresetLocator locator(setup.models);
   std::vector<PresetRow> rows;
   for (const auto& name : o.presets) {

@@ -33,6 +33,7 @@ namespace {
 struct Request {
   SamplingSetup setup;
   std::string net, gnet, uncond, vae;
+  std::optional<EmaRequest> gnet_ema;  // --gnet-ema, or the preset's
 };
 
 // The loaded nets (the guides only where guidance is on) and the pixel decoder when images are written.
@@ -137,6 +138,7 @@ Request GenerateRun::resolve() const {
   GenerateRequest& req = r.setup.base;
   req.guidance = weights.front();
   req.alpha = o_.alpha;
+  r.gnet_ema = one_ema(o_.gnet_ema, "--gnet-ema", o_.ema_precision);
   if (!o_.presets.empty()) {
     const Preset p = find_preset(o_.presets.front());
     PresetLocator locate(r.setup.models);
@@ -145,6 +147,8 @@ Request GenerateRun::resolve() const {
                                         !o_.given("--vae") && writes_images());  // latents alone need no VAE
     if (!o_.given("--net")) r.net = f.net;
     if (!o_.given("--gnet")) r.gnet = f.gnet;
+    if (!o_.given("--gnet") && !o_.given("--gnet-ema") && p.gnet_ema)
+      r.gnet_ema = EmaRequest{*p.gnet_ema, std::nullopt, o_.ema_precision == "fp32"};
     if (!o_.given("--vae")) r.vae = f.vae;
     locate.check();
   }
@@ -157,9 +161,10 @@ Request GenerateRun::resolve() const {
 
 void GenerateRun::open_nets(bool speak) {
   const GenerateRequest& req = r_.setup.base;
-  n_.nets.main = &n_.cache.get(r_.net);
+  n_.nets.main = &n_.cache.get(r_.net, one_ema(o_.net_ema, "--net-ema", o_.ema_precision), "nets.main_ema");
   const bool guided = req.guidance != 1 || !std::isnan(req.alpha);  // w = 1 never evaluates a guide
-  if (guided && !r_.gnet.empty()) n_.nets.guide = &n_.cache.get(r_.gnet);
+  if (guided && !r_.gnet.empty())
+    n_.nets.guide = &n_.cache.get(r_.gnet, r_.gnet_ema, "nets.guide_ema");
   if (guided && !r_.uncond.empty()) n_.nets.uncond = &n_.cache.get(r_.uncond);
   validate(req, n_.nets);
   n_.mode = run_mode(req, n_.nets);
@@ -323,7 +328,10 @@ nlohmann::json GenerateRun::manifest(const RunOutput& all, double seconds) const
   m["device"] = r_.setup.device.str();
   const Nets& nets = n_.nets;
   for (const auto& [role, net] : {std::pair{"net", nets.main}, {"gnet", nets.guide}, {"uncond", nets.uncond}})
-    if (net) m[std::string(role) + "_file"] = net->path(), m[std::string(role) + "_sha256_full"] = net->file_sha256();
+    if (net) {
+      m[std::string(role) + "_file"] = net->path(), m[std::string(role) + "_sha256_full"] = net->file_sha256();
+      if (net->posthoc_ema()) m[std::string(role) + "_ema_coefficients"] = net->posthoc_ema()->coefficients;
+    }
   if (n_.decoder && n_.decoder->vae()) {
     m["vae_file"] = n_.decoder->vae()->path(), m["vae_sha256_full"] = n_.decoder->vae()->file_sha256();
     m["vae_batch"] = n_.decoder->vae_batch();

@@ -1,13 +1,48 @@
 #include "nets.hpp"
 
+#include <filesystem>
+
 #include "autoguide/error.hpp"
+#include "option_values.hpp"
 
 namespace autoguide::cli {
 
-const Denoiser& NetCache::get(const std::string& path) {
-  auto it = nets_.find(path);
-  if (it == nets_.end()) it = nets_.emplace(path, Denoiser::load(path, setup_.device, setup_.precision, setup_.fast)).first;
-  return it->second;
+std::vector<EmaRequest> ema_requests(const std::string& text, const std::string& flag, const std::string& precision) {
+  std::vector<EmaRequest> out;
+  if (text.empty()) return out;
+  const EmaLengths lengths = parse_ema_lengths(text, flag);
+  for (double std : lengths.stds) out.push_back({std, lengths.kimg, precision == "fp32"});
+  return out;
+}
+
+std::optional<EmaRequest> one_ema(const std::string& text, const std::string& flag, const std::string& precision) {
+  const std::vector<EmaRequest> all = ema_requests(text, flag, precision);
+  if (all.size() > 1) throw UsageError(flag + " takes one EMA length here; sweep takes a list or range of the guide's");
+  if (all.empty()) return std::nullopt;
+  return all.front();
+}
+
+const Denoiser& NetCache::get(const std::string& path, const std::optional<EmaRequest>& ema, const std::string& ema_field) {
+  if (!ema) {
+    if (is_snapshot_set(path))
+      throw FieldError(ema_field, path + " is a snapshot set: choose the post-hoc EMA length to build with " + ema_field +
+                                      " STD (e.g. 0.1)");
+    auto it = nets_.find(path);
+    if (it == nets_.end()) it = nets_.emplace(path, Denoiser::load(path, setup_.device, setup_.precision, setup_.fast)).first;
+    return it->second;
+  }
+  const std::string key = path + "\n" + std::to_string(ema->std) + "@" + std::to_string(ema->kimg.value_or(-1)) +
+                          (ema->keep_fp32 ? " fp32" : "");
+  if (auto it = nets_.find(key); it != nets_.end()) return it->second;
+  auto set = sets_.find(path);
+  if (set == sets_.end()) {
+    if (std::filesystem::is_regular_file(path) && !is_snapshot_set(path))
+      throw FieldError(ema_field, path + " is a single net, not a snapshot set: drop " + ema_field +
+                                      ", or give a set made by scripts/export_phema_set.py");
+    set = sets_.emplace(path, SnapshotSet::load(path, setup_.device)).first;
+  }
+  const PosthocEma plan = set->second.plan(*ema, ema_field);
+  return nets_.emplace(key, set->second.build(plan, setup_.precision, setup_.fast)).first->second;
 }
 
 PixelDecoder& NetCache::decoder(const Denoiser& main) {
@@ -28,7 +63,7 @@ PixelDecoder& NetCache::decoder(const Denoiser& main) {
 
 std::map<std::string, std::string> NetCache::file_hashes() const {
   std::map<std::string, std::string> files;
-  for (const auto& [path, net] : nets_) files["the file " + path] = "sha256 " + net.file_sha256();
+  for (const auto& entry : nets_) files["the file " + entry.second.path()] = "sha256 " + entry.second.file_sha256();
   if (vae_) files["the file " + vae_->path()] = "sha256 " + vae_->file_sha256();
   return files;
 }

@@ -9,9 +9,16 @@
 
 #include "autoguide/decoder.hpp"
 #include "autoguide/model.hpp"
+#include "autoguide/phema.hpp"
 #include "sampling_options.hpp"
 
 namespace autoguide::cli {
+
+// The requests of --net-ema / --gnet-ema `text` (one per std; none when empty), with --ema-precision.
+std::vector<EmaRequest> ema_requests(const std::string& text, const std::string& flag, const std::string& precision);
+
+// The one request of a flag that takes one length (generate, --net-ema), or none.
+std::optional<EmaRequest> one_ema(const std::string& text, const std::string& flag, const std::string& precision);
 
 class NetCache {
  public:
@@ -20,7 +27,11 @@ class NetCache {
   NetCache(const SamplingSetup& setup, std::string vae_path, std::string latent_hint = "")
       : setup_(setup), vae_path_(std::move(vae_path)), latent_hint_(std::move(latent_hint)) {}
 
-  const Denoiser& get(const std::string& path);
+  // The net of a model file; or, with `ema`, the post-hoc EMA built from the snapshot set at `path` (each set
+  // loaded once, each length built once). `ema_field` names the EMA length in errors: a set given without
+  // one, or one given for a single net.
+  const Denoiser& get(const std::string& path, const std::optional<EmaRequest>& ema = std::nullopt,
+                      const std::string& ema_field = "ema");
 
   // EDM2's RGB decoding, or the VAE for a latent net; refuses a latent net without a VAE and a VAE for a
   // pixel net.
@@ -35,6 +46,7 @@ class NetCache {
   const SamplingSetup& setup_;
   std::string vae_path_, latent_hint_;
   std::map<std::string, Denoiser> nets_;  // node-based: references stay valid as nets are added
+  std::map<std::string, SnapshotSet> sets_;
   std::optional<VaeDecoder> vae_;
   std::map<const Denoiser*, PixelDecoder> decoders_;
 };

@@ -6,7 +6,9 @@
 #include <set>
 
 #include "autoguide/error.hpp"
+#include "autoguide/format.hpp"
 #include "autoguide/guidance.hpp"
+#include "autoguide/phema.hpp"
 #include "autoguide/sweep.hpp"
 
 namespace autoguide::cli {
@@ -71,8 +73,10 @@ std::vector<double> parse_range(const std::string& text, const std::string& flag
 
 }  // namespace
 
-std::vector<double> parse_weights(const std::string& text, const std::string& flag) {
-  if (trim(text).empty()) throw UsageError(flag + " is empty; give e.g. 1,1.5,2.1 or 1:3:0.25");
+namespace {
+
+// A list "a,b,c" or one range "START:STOP:STEP" of numbers.
+std::vector<double> parse_values(const std::string& text, const std::string& flag) {
   std::vector<double> w;
   if (text.find(':') != std::string::npos) {
     if (text.find(',') != std::string::npos)
@@ -86,6 +90,14 @@ std::vector<double> parse_weights(const std::string& text, const std::string& fl
     if (w.size() > kMaxWeights)
       throw UsageError(flag + " lists more than " + std::to_string(kMaxWeights) + " weights");
   }
+  return w;
+}
+
+}  // namespace
+
+std::vector<double> parse_weights(const std::string& text, const std::string& flag) {
+  if (trim(text).empty()) throw UsageError(flag + " is empty; give e.g. 1,1.5,2.1 or 1:3:0.25");
+  const std::vector<double> w = parse_values(text, flag);
   std::set<double> seen;
   for (double x : w) {
     validate_weight(x, flag);
@@ -94,6 +106,27 @@ std::vector<double> parse_weights(const std::string& text, const std::string& fl
   return w;
 }
 
+EmaLengths parse_ema_lengths(const std::string& text, const std::string& flag) {
+  const auto at = text.find('@');
+  const std::string stds = trim(text.substr(0, at));
+  if (stds.empty()) throw UsageError(flag + " is empty; give an EMA std like 0.1, a list 0.05,0.1 or a range 0.05:0.2:0.025");
+  EmaLengths e;
+  e.stds = parse_values(stds, flag);
+  std::set<double> seen;
+  for (double s : e.stds) {
+    check_ema_std(s, flag);
+    if (!seen.insert(s).second) throw UsageError(flag + " '" + text + "' repeats the EMA std " + format_weight(s));
+  }
+  if (at != std::string::npos) {
+    const std::string kimg = trim(text.substr(at + 1));
+    char* end = nullptr;
+    const long long k = kimg.empty() ? -1 : std::strtoll(kimg.c_str(), &end, 10);
+    if (kimg.empty() || end != kimg.c_str() + kimg.size() || k <= 0)
+      throw UsageError(flag + " '" + text + "': after @ give a snapshot's training length in kimg, e.g. " + stds + "@2048");
+    e.kimg = k;
+  }
+  return e;
+}
 
 namespace {
 

@@ -2,6 +2,8 @@
 // names. Each parser names the flag it reads (`flag`) in its errors, and leaves the checks of the values
 // themselves to the library, so a rule is written once.
 #pragma once
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,14 @@ namespace autoguide::cli {
 // very doubles that "1.1", "1.2", ... parse to. Throws UsageError for garbage, an empty item, a zero or
 // negative step, STOP < START, a repeated weight, more than 1000 weights, or a weight validate_weight refuses.
 std::vector<double> parse_weights(const std::string& text, const std::string& flag = "--guidance");
+
+// Post-hoc EMA lengths "STD[,STD|START:STOP:STEP][@KIMG]": relative stds (a list or a range, as weights are
+// written) and optionally the snapshot's training length in kimg. Each std must pass check_ema_std.
+struct EmaLengths {
+  std::vector<double> stds;
+  std::optional<int64_t> kimg;
+};
+EmaLengths parse_ema_lengths(const std::string& text, const std::string& flag);
 
 // "LO,HI" (sigmas) and "A,B" (step indices) for the guidance interval.
 GuidanceInterval parse_interval_sigma(const std::string& text, const std::string& flag = "--interval-sigma");

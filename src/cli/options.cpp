@@ -124,6 +124,21 @@ std::vector<OptionSpec> make_table() {
       {"--gnet", "FILE[,FILE]", "Guiding net(s): a weaker conditional net gives autoguidance, an unconditional one "
        "CFG; generate takes one, sweep and compare one row (or curve) per net",
        G::Nets, kSample, "nets.guide", "", list([](Params& p) -> auto& { return p.gnets; })},
+      {"--net-ema", "STD[@KIMG]", "Post-hoc EMA length (sigma_rel) of the main net when --net is a snapshot set "
+       "(scripts/export_phema_set.py); @KIMG: at that snapshot's training length instead of the last",
+       G::Nets, kSample, "nets.main_ema", "",
+       checked(value([](Params& p) -> auto& { return p.net_ema; }, false),
+               parses([](const std::string& s) { parse_ema_lengths(s, "--net-ema"); }))},
+      {"--gnet-ema", "STD[,STD|A:B:S][@KIMG]", "Post-hoc EMA length of the guide(s) when --gnet is a snapshot set; "
+       "sweep: a list or range, crossed with --guidance (the set loaded once)",
+       G::Nets, kSample, "nets.guide_ema", "",
+       checked(value([](Params& p) -> auto& { return p.gnet_ema; }, false),
+               parses([](const std::string& s) { parse_ema_lengths(s, "--gnet-ema"); }))},
+      {"--ema-precision", "stored|fp32", "Post-hoc EMA sums stored in the snapshots' dtype (EDM2's reconstruct_phema.py: "
+       "fp16 for its raw snapshots) or kept in fp32",
+       G::Nets, kSample, "ema_precision", "",
+       checked(value([](Params& p) -> auto& { return p.ema_precision; }),
+               CLI::IsMember({"stored", "fp32"}))},
       {"--uncond", "FILE", "Unconditional net: CFG on its own, or mixed with a --gnet's autoguidance by --alpha",
        G::Nets, kSample, "nets.uncond", "", value([](Params& p) -> auto& { return p.uncond; }, false)},
       {"--guidance", "W[,W|A:B:S]", "Guidance weight w (1 = none); sweep: a list 1,1.5,2.1 or a range START:STOP:STEP; "

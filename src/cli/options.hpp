@@ -22,6 +22,7 @@ struct Params {
   // Nets and guidance.
   std::vector<std::string> presets, gnets;
   std::string net, uncond, guidance = "1";
+  std::string net_ema, gnet_ema, ema_precision = "stored";  // post-hoc EMA lengths of snapshot sets
   double alpha = std::nan(""), ag = std::nan(""), cfg = std::nan(""), mix = std::nan("");
   // Seeds, sampler and schedule.
   std::string seeds, sampler_name = "heun", interval_sigma, interval_steps, dtype = "auto", models = "models";

@@ -19,6 +19,7 @@
 #include "autoguide/version.hpp"
 #include "fd_options.hpp"
 #include "fd_report.hpp"
+#include "image_output.hpp"
 #include "nets.hpp"
 #include "rows.hpp"
 #include "option_values.hpp"
@@ -43,25 +44,55 @@ std::vector<std::string> guide_names(const std::vector<std::string>& paths) {
   return names;
 }
 
-std::string folder_name(const std::string& guide_name, double w) {
-  std::string stem = fs::path(guide_name).replace_extension().string();
-  for (char& c : stem)
-    if (c == '/' || c == '\\' || c == ' ') c = '_';
-  return stem + "-w" + format_weight(w);
+// One guide curve: a guide file, or a snapshot set at one post-hoc EMA length (--gnet-ema).
+struct Guide {
+  std::string path, name;  // name: the file's (guide_names) and the EMA length, as rows are labelled
+  std::string stem;        // the folder names' start
+  std::optional<EmaRequest> ema;
+};
+
+std::string ema_text(double std) {
+  char s[32];
+  std::snprintf(s, sizeof s, "%.3f", std);
+  return s;
 }
+
+std::string folder_name(const Guide& guide, double w) { return guide.stem + "-w" + format_weight(w); }
 
 // The main net, the guides and the VAE: given, or a preset's (looked up in the models folder).
 struct SweepNets {
   std::string net, vae;
   std::vector<std::string> gnets;
+  size_t ema_gnets = 0;  // the first gnets are the guides --gnet-ema applies to (the rest: --uncond's CFG curve)
+  std::vector<EmaRequest> emas;  // --gnet-ema's lengths, or the preset's
 };
+
+// Each guide file, or each (set, EMA length) when --gnet-ema lists lengths: the sweep's curves, in order.
+std::vector<Guide> expand_guides(const SweepNets& chosen) {
+  const std::vector<EmaRequest>& emas = chosen.emas;
+  const std::vector<std::string> names = guide_names(chosen.gnets);
+  std::vector<Guide> guides;
+  for (size_t g = 0; g < chosen.gnets.size(); ++g) {
+    std::string stem = fs::path(names[g]).replace_extension().string();
+    for (char& c : stem)
+      if (c == '/' || c == '\\' || c == ' ') c = '_';
+    if (g >= chosen.ema_gnets || emas.empty()) {
+      guides.push_back({chosen.gnets[g], names[g], stem, std::nullopt});
+      continue;
+    }
+    for (const EmaRequest& e : emas)
+      guides.push_back({chosen.gnets[g], names[g] + " ema=" + ema_text(e.std), stem + "-ema" + ema_text(e.std), e});
+  }
+  return guides;
+}
 
 // One `autoguide sweep`: its options, request, nets, rows and ranks, from the options to the files written.
 class SweepRun {
  public:
   SweepRun(const Params& o, const Ranks& ranks)
       : o(o), ranks(ranks), weights(parse_weights(o.guidance)), setup(resolve_sampling(o, fd_seeds(o), ranks.shard())),
-        chosen(choose_nets()), nets(setup, chosen.vae) {}
+        chosen(choose_nets()), guides(expand_guides(chosen)),
+        nets(setup, chosen.vae) {}
   void run();
 
  private:
@@ -79,6 +110,7 @@ class SweepRun {
   const std::vector<double> weights;
   const SamplingSetup setup;
   const SweepNets chosen;
+  const std::vector<Guide> guides;
   NetCache nets;
   std::vector<Row> rows;  // guide-major, one per weight
   std::optional<FdRun> fd;
@@ -86,7 +118,7 @@ class SweepRun {
 };
 
 SweepNets SweepRun::choose_nets() const {
-  SweepNets n{o.net, o.vae, {}};
+  SweepNets n{o.net, o.vae, {}, 0, ema_requests(o.gnet_ema, "--gnet-ema", o.ema_precision)};
   if (o.presets.size() > 1) throw UsageError("sweep takes one --preset; compare takes several (a row each)");
   if (!o.presets.empty()) {
     if (!o.net.empty() || !o.gnets.empty() || !o.uncond.empty())
@@ -97,12 +129,14 @@ SweepNets SweepRun::choose_nets() const {
     PresetLocator locate(setup.models);
     const PresetFiles f = locate.locate(p, true, !o.given("--vae"));
     locate.check();
-    n.net = f.net, n.gnets = {f.gnet};
+    n.net = f.net, n.gnets = {f.gnet}, n.ema_gnets = 1;
+    if (n.emas.empty() && p.gnet_ema) n.emas = {EmaRequest{*p.gnet_ema, std::nullopt, o.ema_precision == "fp32"}};
     if (!o.given("--vae")) n.vae = f.vae;
     return n;
   }
   if (o.net.empty()) throw UsageError("no main net: give --net MODEL.pt or --preset NAME");
   n.gnets = o.gnets;
+  n.ema_gnets = o.gnets.size();
   if (!o.uncond.empty()) n.gnets.push_back(o.uncond);  // the CFG curve
   if (n.gnets.empty()) throw UsageError("no guide to sweep: give --gnet GUIDE.pt (or a,b.pt for several) or --uncond U.pt");
   for (const auto& g : n.gnets)
@@ -112,19 +146,19 @@ SweepNets SweepRun::choose_nets() const {
 
 // One row per guide and weight, in that order.
 std::vector<Row> SweepRun::make_rows() {
-  const std::vector<std::string> names = guide_names(chosen.gnets);
-  const Denoiser& main = nets.get(chosen.net);
+  const Denoiser& main = nets.get(chosen.net, one_ema(o.net_ema, "--net-ema", o.ema_precision), "nets.main_ema");
   PixelDecoder& decoder = nets.decoder(main);
   std::vector<Row> rows;
   int unguided = -1;  // w = 1 never evaluates the guide: sampled once, shared by every guide's curve
-  for (size_t g = 0; g < chosen.gnets.size(); ++g) {
-    const Denoiser& guide = nets.get(chosen.gnets[g]);
+  for (const Guide& g : guides) {
+    // A set is loaded once; each of its lengths is built once, when its curve's rows are made.
+    const Denoiser& guide = nets.get(g.path, g.ema, "nets.guide_ema");
     for (double w : weights) {
       Row row;
-      row.setting = {names[g] + " w=" + format_weight(w), {&main, &guide, nullptr}, w};
+      row.setting = {g.name + " w=" + format_weight(w), {&main, &guide, nullptr}, w};
       row.decoder = &decoder;
       if (!o.presets.empty()) row.provenance["preset"] = o.presets.front();
-      row.folder = w == 1 ? "unguided-w1.00" : folder_name(names[g], w);
+      row.folder = w == 1 ? "unguided-w1.00" : folder_name(g, w);
       if (w == 1 && unguided >= 0) row.same_as = unguided;
       if (w == 1 && unguided < 0) unguided = static_cast<int>(rows.size());
       rows.push_back(row);
@@ -138,8 +172,8 @@ std::vector<Row> SweepRun::make_rows() {
 std::set<std::string> SweepRun::plan_outputs() const {
   const fs::path out(o.out);
   std::set<std::string> folders;
-  for (const auto& name : guide_names(chosen.gnets))
-    for (double w : weights) folders.insert(w == 1 ? "unguided-w1.00" : folder_name(name, w));
+  for (const Guide& g : guides)
+    for (double w : weights) folders.insert(w == 1 ? "unguided-w1.00" : folder_name(g, w));
   std::vector<fs::path> files = {out / "grid.png", out / "results.csv", out / "results.json", out / "fd.png",
                                  out / "features"};
   for (const auto& f : folders) files.push_back(out / f);
@@ -165,13 +199,12 @@ void SweepRun::clear_folders(const std::set<std::string>& folders) const {
 
 // FD against w, a curve per guide and feature space.
 void SweepRun::write_fd_plot(const fs::path& file) const {
-  const std::vector<std::string> names = guide_names(chosen.gnets);
   const size_t samples = setup.base.seeds.size();
   std::vector<Series> curves;
   const std::vector<FdSpace>& spaces = fd->spaces;
-  for (size_t g = 0; g < names.size(); ++g)
+  for (size_t g = 0; g < guides.size(); ++g)
     for (size_t f = 0; f < spaces.size(); ++f) {
-      Series s{spaces.size() == 1 ? names[g] : names[g] + " " + fd_label(spaces, f), {}, {}};
+      Series s{spaces.size() == 1 ? guides[g].name : guides[g].name + " " + fd_label(spaces, f), {}, {}};
       for (size_t k = 0; k < weights.size(); ++k) {
         s.x.push_back(weights[k]);
         s.y.push_back(rows[g * weights.size() + k].fd[f].fd.value);
@@ -205,7 +238,6 @@ void SweepRun::compare_with_best() {
 // A line per setting: guide, w, mode, folder, then per space the FD, its interval, FD-inf and the difference to
 // the best setting with its interval.
 std::string SweepRun::csv_table() const {
-  const std::vector<std::string> names = guide_names(chosen.gnets);
   const std::vector<FdSpace>& spaces = fd->spaces;
   std::vector<std::string> header = {"guide", "w", "mode", "folder"};
   if (spaces.empty()) header.push_back("fd");
@@ -217,7 +249,7 @@ std::string SweepRun::csv_table() const {
   std::vector<std::vector<std::string>> lines = {header};
   for (size_t k = 0; k < rows.size(); ++k) {
     const Row& r = rows[k];
-    std::vector<std::string> line = {names[k / weights.size()], format_number(r.setting.guidance),
+    std::vector<std::string> line = {guides[k / weights.size()].name, format_number(r.setting.guidance),
                                      to_string(r.run.mode), r.folder};
     if (spaces.empty()) line.push_back("");
     for (size_t f = 0; f < spaces.size(); ++f) {
@@ -237,8 +269,6 @@ std::string SweepRun::csv_table() const {
 void SweepRun::write_results(const nlohmann::json& rank_times) const {
   const GenerateRequest& base = setup.base;
   const fs::path out(o.out);
-  const std::vector<std::string>& gnets = chosen.gnets;
-  const std::vector<std::string> names = guide_names(gnets);
   const std::vector<FdSpace>& spaces = fd->spaces;
   const PixelDecoder& decoder = *rows.front().decoder;
   write_png((out / "grid.png").string(), rows_grid(rows, base));
@@ -246,9 +276,10 @@ void SweepRun::write_results(const nlohmann::json& rank_times) const {
   for (size_t k = 0; k < rows.size(); ++k) {
     const Row& r = rows[k];
     const size_t g = k / weights.size();
-    nlohmann::json j = {{"guide", names[g]},        {"guide_file", gnets[g]}, {"w", r.setting.guidance},
+    nlohmann::json j = {{"guide", guides[g].name},  {"guide_file", guides[g].path}, {"w", r.setting.guidance},
                         {"mode", to_string(r.run.mode)}, {"folder", r.folder},   {"label", r.setting.label},
                         {"images", base.seeds.size()},   {"seconds", r.seconds}};
+    if (r.setting.nets.guide->posthoc_ema()) j["guide_ema"] = posthoc_ema_json(*r.setting.nets.guide);
     if (spaces.size() == 1) j["fd"] = r.fd[0].fd.value;
     for (size_t f = 0; spaces.size() > 1 && f < spaces.size(); ++f) j["fds"][spaces[f].name] = r.fd[f].fd.value;
     for (size_t f = 0; f < spaces.size(); ++f) {
@@ -260,6 +291,7 @@ void SweepRun::write_results(const nlohmann::json& rank_times) const {
     }
     settings_json.push_back(j);
   }
+  const Denoiser& main = *rows.front().setting.nets.main;
   nlohmann::json results = {{"net", chosen.net},
                             {"seeds", fd_seeds(o)},
                             {"class_idx", base.class_idx >= 0 ? nlohmann::json(base.class_idx) : nlohmann::json()},
@@ -271,6 +303,7 @@ void SweepRun::write_results(const nlohmann::json& rank_times) const {
                             {"settings", settings_json},
                             {"tool", "autoguide " AUTOGUIDE_VERSION},
                             {"commit", git_commit()}};
+  if (main.posthoc_ema()) results["net_ema"] = posthoc_ema_json(main);
   if (decoder.vae()) results["vae"] = decoder.vae()->path(), results["vae_dtype"] = to_string(decoder.vae()->precision());
   if (!o.presets.empty()) results["preset"] = o.presets.front();
   if (spaces.size() == 1) results["detector"] = o.detectors[0], results["ref"] = o.refs[0];
@@ -322,7 +355,8 @@ void add_sweep(CLI::App& app) {
       "  autoguide sweep --net main.pt --gnet guide.pt,guide-long.pt --guidance 1:3:0.25 --out out/sweep\n"
       "  autoguide sweep --net main.pt --uncond uncond.pt --guidance 1,1.5,2 --detector det.pt --ref ref.npz "
       "--num 500 --out out/cfg\n"
-      "  autoguide sweep --preset edm2-img64-s-autog-fid --guidance 1.5:2.5:0.1 --out out/s");
+      "  autoguide sweep --preset edm2-img64-s-autog-fid --guidance 1.5:2.5:0.1 --out out/s\n"
+      "  autoguide sweep --net main.pt --gnet guide-set.pt --gnet-ema 0.05:0.20:0.025 --guidance 1.5,2,2.5 --out out/ema");
   cmd->callback([cmd] { run_as_rank(*cmd, o.dist_timeout, [](const Ranks& ranks) {
     if (o.out.empty()) throw UsageError("no output folder: give --out DIR");
     SweepRun(o, ranks).run();

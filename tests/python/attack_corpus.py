@@ -28,7 +28,7 @@ P = pickle  # opcode constants
 @dataclass
 class Attack:
     name: str
-    converter: str                # export_edm2, export_vae, phema, export_detectors
+    converter: str                # export_edm2, export_vae, phema, phema_set, export_detectors
     make: Callable[[str], bytes]  # marker -> the hostile file's bytes
     suffix: str                   # the hostile file's extension
     expect: str                   # what the one-line refusal must say
@@ -48,6 +48,8 @@ class Attack:
             return [path, os.path.join(out, 'vae.pt')]
         if self.converter == 'export_detectors':
             return ['--out-dir', out, '--which', 'inception', '--inception-file', path]
+        if self.converter == 'phema_set':
+            return [_phema_arguments(folder, path, out)[1], os.path.join(out, 'set.pt')]
         return _phema_arguments(folder, path, out)
 
 
@@ -470,6 +472,15 @@ ATTACKS = [
            'a .pt snapshot deflated from 1 GiB of zeros, beside a good one'),
     Attack('phema_pickle_reduce', 'phema', _reduce_os_system, '.pkl', "'os.system'",
            'a .pkl snapshot calling os.system, beside a good one', 'pickle'),
+
+    Attack('phema_set_snapshot_reduce', 'phema_set', _zip_reduce, '.pt', "'posix.system'",
+           'a .pt snapshot calling os.system, beside a good one, given to export_phema_set.py', 'torch.load'),
+    Attack('phema_set_snapshot_bomb', 'phema_set', _zip_bomb(1 << 30), '.pt', 'is compressed',
+           'a .pt snapshot deflated from 1 GiB of zeros, beside a good one, given to export_phema_set.py'),
+    Attack('phema_set_pickle_reduce', 'phema_set', _reduce_os_system, '.pkl', "'os.system'",
+           'a .pkl snapshot calling os.system, beside a good one, given to export_phema_set.py', 'pickle'),
+    Attack('phema_set_storage_10e12', 'phema_set', _storage_10e12, '.pkl', 'truncated tensor data',
+           'a .pkl snapshot declaring 10^12 float32 elements in 16 bytes, given to export_phema_set.py'),
 
     Attack('inception_pickle_reduce', 'export_detectors', _reduce_os_system, '.pkl', "first 'os.system'",
            'an Inception "detector" pickle calling os.system (EDM2 ships one that runs code)', 'pickle'),

@@ -30,15 +30,15 @@ SECONDS = 120
 HEADROOM = 2 << 30
 
 
-def _phema_main():
-    spec = importlib.util.spec_from_file_location('phema_script', os.path.join(SCRIPTS, 'phema.py'))
+def _script_main(name):
+    spec = importlib.util.spec_from_file_location(name.replace('.py', '_script'), os.path.join(SCRIPTS, name))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
 
 
 MAINS = {'export_edm2': export.main, 'export_vae': vae.main, 'export_detectors': detectors.main,
-         'phema': _phema_main()}
+         'phema': _script_main('phema.py'), 'phema_set': _script_main('export_phema_set.py')}
 
 
 def _status(key):

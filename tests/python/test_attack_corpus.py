@@ -26,7 +26,7 @@ def report(tmp_path_factory):
 
 def test_the_corpus_covers_every_converter_with_at_least_25_cases():
     assert len(ATTACKS) >= 25 and len({a.name for a in ATTACKS}) == len(ATTACKS)
-    assert {a.converter for a in ATTACKS} == {'export_edm2', 'export_vae', 'phema', 'export_detectors'}
+    assert {a.converter for a in ATTACKS} == {'export_edm2', 'export_vae', 'phema', 'phema_set', 'export_detectors'}
 
 
 @pytest.mark.parametrize('attack', ATTACKS, ids=lambda a: a.name)
