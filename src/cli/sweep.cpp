@@ -12,6 +12,8 @@
 #include "autoguide/error.hpp"
 #include "autoguide/format.hpp"
 #include "plot.hpp"
+#include "report_page.hpp"
+#include "image_output.hpp"
 #include "autoguide/png.hpp"
 #include "commands.hpp"
 #include "csv.hpp"
@@ -73,6 +75,7 @@ class SweepRun {
   void compare_with_best();
   std::string csv_table() const;
   void write_results(const nlohmann::json& rank_times) const;
+  fs::path report_path() const;
 
   const Params& o;
   const Ranks& ranks;
@@ -142,6 +145,7 @@ std::set<std::string> SweepRun::plan_outputs() const {
     for (double w : weights) folders.insert(w == 1 ? "unguided-w1.00" : folder_name(name, w));
   std::vector<fs::path> files = {out / "grid.png", out / "results.csv", out / "results.json", out / "fd.png",
                                  out / "features"};
+  if (o.given("--report")) files.push_back(report_path());
   for (const auto& f : folders) files.push_back(out / f);
   for (const auto& f : files)
     if (!o.overwrite && fs::exists(f))
@@ -249,6 +253,8 @@ void SweepRun::write_results(const nlohmann::json& rank_times) const {
     nlohmann::json j = {{"guide", names[g]},        {"guide_file", gnets[g]}, {"w", r.setting.guidance},
                         {"mode", to_string(r.run.mode)}, {"folder", r.folder},   {"label", r.setting.label},
                         {"images", base.seeds.size()},   {"seconds", r.seconds}};
+    j["parameters"] = sample_parameters(r.setting.request(base), r.setting.nets, r.run.mode, r.decoder);
+    j["parameters"].update(r.provenance);
     if (spaces.size() == 1) j["fd"] = r.fd[0].fd.value;
     for (size_t f = 0; spaces.size() > 1 && f < spaces.size(); ++f) j["fds"][spaces[f].name] = r.fd[f].fd.value;
     for (size_t f = 0; f < spaces.size(); ++f) {
@@ -269,6 +275,7 @@ void SweepRun::write_results(const nlohmann::json& rank_times) const {
                             {"dtype", to_string(rows.front().setting.nets.main->precision())},
                             {"fast", rows.front().setting.nets.main->fast()},
                             {"settings", settings_json},
+                            {"grid_layout", grid_layout(rows, base, "grid.png")},
                             {"tool", "autoguide " AUTOGUIDE_VERSION},
                             {"commit", git_commit()}};
   if (decoder.vae()) results["vae"] = decoder.vae()->path(), results["vae_dtype"] = to_string(decoder.vae()->precision());
@@ -281,6 +288,12 @@ void SweepRun::write_results(const nlohmann::json& rank_times) const {
   write_file_atomic((out / "results.csv").string(), csv_table());
   write_file_atomic((out / "results.json").string(), results.dump(2) + "\n");
   if (!spaces.empty()) write_fd_plot(out / "fd.png");
+  if (o.given("--report")) write_report(out / "results.json", report_path());
+}
+
+// --report's page: OUT/report.html, or the file given.
+fs::path SweepRun::report_path() const {
+  return o.report.empty() ? fs::path(o.out) / "report.html" : fs::path(o.report);
 }
 
 void SweepRun::run() {
@@ -305,7 +318,8 @@ void SweepRun::run() {
   if (!o.quiet)
     std::cerr << "autoguide: swept " << rows.size() << " settings; wrote " << (fs::path(o.out) / "grid.png").string()
               << ", " << (fs::path(o.out) / "results.csv").string()
-              << (fd->spaces.empty() ? "" : ", " + (fs::path(o.out) / "fd.png").string()) << "\n";
+              << (fd->spaces.empty() ? "" : ", " + (fs::path(o.out) / "fd.png").string())
+              << (o.given("--report") ? ", " + report_path().string() : "") << "\n";
 }
 
 }  // namespace
