@@ -71,21 +71,41 @@ class OfflineBrowser:
         return found
 
     def screenshot(self, out, full_page=True):
-        """A PNG of the page (its whole height with full_page); returns the PNG's bytes."""
+        """A PNG of the page (its whole height with full_page, else the window); returns the PNG's bytes."""
+        import base64
         d = self.driver
         d.execute_script('window.scrollTo(0, 0)')
         if full_page:
-            size = d.get_window_size()
-            height = d.execute_script('return document.documentElement.scrollHeight')
-            d.set_window_size(size['width'], min(max(height, 400), 8000))
-        png = d.get_screenshot_as_png()
-        if full_page:
-            d.set_window_size(size['width'], size['height'])
+            width, height = d.execute_script('return [document.documentElement.scrollWidth, '
+                                             'document.documentElement.scrollHeight]')
+            shot = d.execute_cdp_cmd('Page.captureScreenshot', {
+                'format': 'png', 'captureBeyondViewport': True,
+                'clip': {'x': 0, 'y': 0, 'width': width, 'height': min(height, 10000), 'scale': 1}})
+            png = base64.b64decode(shot['data'])
+        else:
+            png = d.get_screenshot_as_png()
         if out:
             tmp = Path(str(out) + '.tmp')
             tmp.write_bytes(png)
             os.replace(tmp, out)
         return png
+
+    def click_grid(self, row, col):
+        """Clicks the centre of the grid's image at (row, col) as a reader would; returns the details panel's
+        seed and class."""
+        from selenium.webdriver.common.action_chains import ActionChains
+        d = self.driver
+        layout = d.execute_script('return JSON.parse(document.getElementById("report-data").textContent)'
+                                  '.results.grid_layout')
+        img = d.find_element('css selector', '#grid-img')
+        d.execute_script('arguments[0].scrollIntoView({block: "center"})', img)
+        scale = img.size['width'] / d.execute_script('return arguments[0].naturalWidth', img)
+        x = (layout['left'] + (col + 0.5) * layout['tile_width']) * scale
+        y = (layout['top'] + (row + 0.5) * layout['tile_height']) * scale
+        ActionChains(d).move_to_element_with_offset(img, int(x - img.size['width'] / 2),
+                                                    int(y - img.size['height'] / 2)).click().perform()
+        return (d.find_element('css selector', '#details-seed').text,
+                d.find_element('css selector', '#details-class').text)
 
     def close(self):
         self.driver.quit()

@@ -1,6 +1,7 @@
 // `autoguide sweep`: one or more guides at a range of guidance weights on the same seeds, as a labelled grid,
 // a folder of PNGs per setting, results.csv/json and, with a detector, the FD of each setting and its plot.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -175,15 +176,20 @@ void SweepRun::write_fd_plot(const fs::path& file) const {
   const std::vector<FdSpace>& spaces = fd->spaces;
   for (size_t g = 0; g < names.size(); ++g)
     for (size_t f = 0; f < spaces.size(); ++f) {
-      Series s{spaces.size() == 1 ? names[g] : names[g] + " " + fd_label(spaces, f), {}, {}};
+      Series s{spaces.size() == 1 ? names[g] : names[g] + " " + fd_label(spaces, f), {}, {}, {}, {}};
       for (size_t k = 0; k < weights.size(); ++k) {
+        const FdInterval& e = rows[g * weights.size() + k].fd[f].fd;
         s.x.push_back(weights[k]);
-        s.y.push_back(rows[g * weights.size() + k].fd[f].fd.value);
+        s.y.push_back(e.value);
+        s.lo.push_back(e.lo), s.hi.push_back(e.hi);
       }
       curves.push_back(s);
     }
   const std::string n = std::to_string(samples);
-  write_png(file.string(), line_plot(curves, {"FD (" + n + " samples) against the guidance weight", "guidance weight w", "FD"}));
+  const std::string bars =
+      fd->settings.resamples > 0 ? ", " + std::to_string(std::lround(fd->settings.confidence * 100)) + "% bars" : "";
+  write_png(file.string(), line_plot(curves, {"FD (" + n + " samples" + bars + ") against the guidance weight",
+                                              "guidance weight w", "FD"}));
 }
 
 // In each space, every setting against the one of lowest FD, on their common seeds.

@@ -98,18 +98,6 @@ def check_table(d, settings, spaces):
     assert ws == sorted(ws, reverse=True)
 
 
-def click_grid_cell(d, layout, row, col):
-    from selenium.webdriver.common.action_chains import ActionChains
-    img = d.find_element('css selector', '#grid-img')
-    d.execute_script('arguments[0].scrollIntoView({block: "center"})', img)
-    scale = img.size['width'] / d.execute_script('return arguments[0].naturalWidth', img)
-    x = (layout['left'] + (col + 0.5) * layout['tile_width']) * scale
-    y = (layout['top'] + (row + 0.5) * layout['tile_height']) * scale
-    ActionChains(d).move_to_element_with_offset(img, int(x - img.size['width'] / 2),
-                                                int(y - img.size['height'] / 2)).click().perform()
-    return d.find_element('css selector', '#details-seed').text, d.find_element('css selector', '#details-class').text
-
-
 @pytest.fixture(scope='module')
 def sweep_run(nets, metric, tmp_path_factory):
     out = tmp_path_factory.mktemp('report') / 'sweep'
@@ -147,7 +135,7 @@ def test_sweep_report_in_a_browser(browser, sweep_run, tmp_path):
     assert layout['seeds'] == [0, 1, 2, 3]
     assert layout['classes'] == [png_parameters(sweep_run / settings[0]['folder'] / f'{s:06d}.png')['class']
                                  for s in layout['seeds']]
-    assert click_grid_cell(d, layout, 4, 2) == ('2', str(layout['classes'][2]))
+    assert browser.click_grid(4, 2) == ('2', str(layout['classes'][2]))
     assert d.find_element('css selector', '#details-setting').text == settings[4]['label']
     not_blank(browser.screenshot(tmp_path / 'sweep.png'))
     assert browser.problems() == []
@@ -171,7 +159,7 @@ def test_compare_report_in_a_browser(browser, nets, metric, tmp_path):
         assert [t.get_attribute('data-verdict') for t in shown] == [x['verdict'] for x in results['differences'][space]]
         assert len(d.find_elements('css selector', f'svg.forest[data-space="{space}"] .diff')) == len(shown)
     layout = results['grid_layout']
-    assert click_grid_cell(d, layout, 1, 3) == ('3', str(layout['classes'][3]))
+    assert browser.click_grid(1, 3) == ('3', str(layout['classes'][3]))
     assert d.find_element('css selector', '#details-setting').text == rows[1]['label']
     assert 'guidance' in d.find_element('css selector', '#details-list').text  # the row's parameters
     not_blank(browser.screenshot(tmp_path / 'cmp-shot.png'))
@@ -200,6 +188,16 @@ def test_one_setting_without_detector_and_missing_pngs(browser, nets, tmp_path):
     assert 'guide-w2.00/000002.png' in notes and 'grid.png' in notes
     assert len(d.find_elements('css selector', 'span.thumb.missing')) == 1
     assert len(d.find_elements('css selector', 'img.thumb')) == 3
+    # Text from the results is data, never markup: a label that closes the script element stays a label.
+    results = json.loads((out / 'results.json').read_text())
+    label = '</script><script>document.title="x"</script> & <!-- w=2'
+    results['settings'][0]['label'] = label
+    (out / 'results.json').write_text(json.dumps(results))
+    ok('report', out, '--overwrite', '-q')
+    assert embedded(out / 'report.html')['results'] == results
+    d = render(browser, out / 'report.html')
+    assert d.find_element('css selector', 'tr.setting').get_attribute('data-label') == label
+    assert d.title != 'x'
 
 
 def test_page_is_the_same_from_two_ranks(nets, metric, tmp_path):
