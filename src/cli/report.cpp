@@ -43,6 +43,8 @@ void add_report(CLI::App& app) {
   cmd->callback([] {
     const fs::path results = results_file(run);
     const fs::path page = o.out.empty() ? default_report_path(results) : fs::path(o.out);
+    if (fs::exists(page) && fs::equivalent(page, results))
+      throw UsageError("--out " + page.string() + " would replace the results it reports; give the page another name");
     if (!o.overwrite && fs::exists(page))
       throw UsageError(page.string() + " already exists; add --overwrite to replace it");
     ensure_writable_parent(page.string());

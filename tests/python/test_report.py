@@ -101,9 +101,11 @@ def check_table(d, settings, spaces):
 @pytest.fixture(scope='module')
 def sweep_run(nets, metric, tmp_path_factory):
     out = tmp_path_factory.mktemp('report') / 'sweep'
+    second = out.parent / 'second.pt'  # a second feature space (the same features under another name)
+    shutil.copy(metric['detector'], second)
     ok('sweep', '--net', nets['main'], '--gnet', nets['guide'], '--uncond', nets['uncond'], '--guidance', '1,1.5,2.5',
-       '--num', 6, '--grid-cols', 4, '--detector', metric['detector'], '--ref', metric['ref'], '--resamples', 50,
-       '--out', out, '--report', '--quiet', *FAST)
+       '--num', 6, '--grid-cols', 4, '--detector', metric['detector'], '--ref', metric['ref'], '--detector', second,
+       '--ref', metric['ref'], '--resamples', 50, '--out', out, '--report', '--quiet', *FAST)
     return out
 
 
@@ -116,12 +118,15 @@ def test_sweep_report_in_a_browser(browser, sweep_run, tmp_path):
     settings, spaces = results['settings'], [s['name'] for s in results['spaces']]
     d = render(browser, page)
     assert len(settings) == 6 and len({s['guide'] for s in settings}) == 2
+    assert spaces == ['det', 'second']
     check_curves(d, settings, spaces, lambda s: s['guide'])
     assert d.find_elements('css selector', '.band')  # the interval band
     check_table(d, settings, spaces)
     # Paired differences against the best setting, with verdicts.
-    diffs = d.find_elements('css selector', 'tr.difference')
-    assert len(diffs) == sum(s['estimates'][spaces[0]]['vs_best'] is not None for s in settings)
+    for space in spaces:
+        diffs = d.find_elements('css selector', f'table.differences-table[data-space="{space}"] tr.difference')
+        vs_best = [s['estimates'][space]['vs_best'] for s in settings if s['estimates'][space]['vs_best']]
+        assert [x.get_attribute('data-verdict') for x in diffs] == [v['verdict'] for v in vs_best]
     # A thumbnail shows its seed, class and parameters from the PNG.
     thumb = d.find_elements('css selector', 'img.thumb')[5]
     k, seed = int(thumb.get_attribute('data-setting')), int(thumb.get_attribute('data-seed'))
@@ -163,6 +168,13 @@ def test_compare_report_in_a_browser(browser, nets, metric, tmp_path):
     assert d.find_element('css selector', '#details-setting').text == rows[1]['label']
     assert 'guidance' in d.find_element('css selector', '#details-list').text  # the row's parameters
     not_blank(browser.screenshot(tmp_path / 'cmp-shot.png'))
+    # Without a detector: the grid and the table, and a line saying why there is no FD.
+    ok('compare', '--net', nets['main'], '--uncond', nets['uncond'], '--cfg', 1.4, '--seeds', '0-2',
+       '--out', tmp_path / 'plain.png', '--report', '--quiet', *FAST)
+    d = render(browser, tmp_path / 'plain.html')
+    assert 'No feature detector' in ' '.join(missing_notes(d))
+    assert len(d.find_elements('css selector', '#settings-table tbody tr.setting')) == 2
+    assert browser.click_grid(1, 2)[0] == '2'
     # --report=FILE elsewhere: the links are relative to that page.
     ok('report', tmp_path / 'cmp.json', '--out', tmp_path / 'pages' / 'cmp.html', '-q')
     render(browser, tmp_path / 'pages' / 'cmp.html')
@@ -254,6 +266,7 @@ def test_report_refuses_bad_input(nets, tmp_path):
     bad('report', tmp_path / 'broken.json', message='is not valid JSON')
     (tmp_path / 'other.json').write_text('{"fd": 3}')
     bad('report', tmp_path / 'other.json', message='is not the results of a sweep')
+    bad('report', tmp_path / 'other.json', '--out', tmp_path / 'other.json', '--overwrite', message='would replace')
     assert sorted(p.name for p in tmp_path.iterdir()) == ['broken.json', 'empty', 'other.json']
     out = tmp_path / 'run'
     ok('sweep', '--net', nets['main'], '--gnet', nets['guide'], '--guidance', 2, '--seeds', '0-1', '--out', out,
