@@ -149,6 +149,10 @@ TextChunks read_png_text(const std::string& path) {
   std::string head(65536, '\0');
   in.read(head.data(), static_cast<std::streamsize>(head.size()));
   head.resize(static_cast<size_t>(in.gcount()));
+  return png_text(head);
+}
+
+TextChunks png_text(const std::string& head) {
   TextChunks text;
   if (head.size() < 8 || head.compare(0, 8, "\x89PNG\r\n\x1a\n") != 0) return text;
   auto be32 = [&](size_t at) {
