@@ -296,6 +296,7 @@ void CompareRun::run() {
   FdRun fd = open_fd(o, setup.device, common_image_shape(rows), beside(o.out, ".features").string());
   check_same_files(ranks, nets.file_hashes());
   ensure_writable_parent(o.out);
+  if (o.given("--report")) ensure_writable_parent(report_path(o).string());
   if (o.overwrite && ranks.root()) fs::remove_all(beside(o.out, ".features"));  // features an earlier run spilled
 
   run_rows(rows, setup.base, {"", o.grid_cols, o.quiet}, fd, ranks);

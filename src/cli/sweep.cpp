@@ -315,6 +315,7 @@ void SweepRun::run() {
   fd.emplace(open_fd(o, setup.device, rows.front().decoder->image_shape(), (fs::path(o.out) / "features").string()));
   check_same_files(ranks, nets.file_hashes());
   clear_folders(folders);
+  if (ranks.root() && o.given("--report")) ensure_writable_parent(report_path().string());  // before hours of work
 
   run_rows(rows, setup.base, {o.out, o.grid_cols, o.quiet}, *fd, ranks);
   const nlohmann::json times = ranks.describe(ranks.gather_json(ranks.times()));

@@ -279,6 +279,11 @@ def test_report_refuses_bad_input(nets, tmp_path):
     bad('compare', '--net', nets['main'], '--gnet', nets['guide'], '--ag', 2, '--seeds', '0-1',
         '--out', tmp_path / 'c.png', '--report=' + str(tmp_path / 'c.json'), *FAST, message='would replace')
     assert not (tmp_path / 'c.png').exists()
+    (tmp_path / 'file').write_text('')  # a file where the page's folder should be: refused before sampling
+    bad('compare', '--net', nets['main'], '--gnet', nets['guide'], '--ag', 2, '--seeds', '0-1',
+        '--out', tmp_path / 'c.png', '--report=' + str(tmp_path / 'file' / 'c.html'), *FAST,
+        message='cannot create output folder')
+    assert not (tmp_path / 'c.png').exists()
     # The same run gives the same page.
     ok('report', out, '--overwrite', '-q')
     assert (out / 'report.html').read_bytes() == before
