@@ -287,3 +287,16 @@ def test_report_refuses_bad_input(nets, tmp_path):
     # The same run gives the same page.
     ok('report', out, '--overwrite', '-q')
     assert (out / 'report.html').read_bytes() == before
+
+
+def test_the_browser_sees_what_a_page_must_not_do(browser, tmp_path):
+    """The checks above would pass vacuously if the browser did not report these: a missing image, a script from
+    a CDN (the network is cut off), a script error."""
+    page = tmp_path / 'bad.html'
+    page.write_text('<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body>'
+                    '<img src="missing.png"><script src="https://cdn.example.com/lib.js"></script>'
+                    '<script>undefined_function(); document.body.dataset.rendered = "true";</script>'
+                    '<script>document.body.dataset.rendered = "true";</script></body></html>')
+    browser.open(page)
+    found = ' | '.join(browser.problems())
+    assert 'missing.png' in found and 'cdn.example.com' in found and 'undefined_function' in found, found
