@@ -5,7 +5,8 @@
 # each row's FD with its 95% interval in two feature spaces, the demo classifier's (fd[detector], this data set's
 # FID) and an autoencoder's (fd[encoder]), as the paper reports FD_DINOv2 beside FID; then a verdict line per
 # space from the paired differences on the rows' common seeds. The guided rows use the weights best in the
-# classifier space (docs/experiments.md, "Two feature spaces").
+# classifier space (docs/experiments.md, "Two feature spaces"). out/demo/report.html beside them is the page to
+# open: the FDs with their intervals, the paired differences, the rows' table and the grid, offline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -25,5 +26,6 @@ build/autoguide compare --models models --preset demo-fmnist \
   --num "$NUM" --grid-cols 8 --steps 12 --dtype "$DEMO_DTYPE" \
   --detector models/demo/detector.pt --ref models/demo/fmnist-train-stats.npz \
   --detector models/demo/encoder.pt --ref models/demo/fmnist-train-stats-encoder.npz \
-  --out out/demo/compare.png --overwrite
+  --out out/demo/compare.png --report=out/demo/report.html --overwrite
 echo "out/demo/compare.png"
+echo "out/demo/report.html"

@@ -13,6 +13,7 @@ packages=(
   python3 python3-torch python3-numpy python3-pytest python3-scipy python3-hypothesis
   python3-pil python3-click python3-tqdm python3-psutil python3-requests   # to run NVIDIA's reference beside ours (benchmarks)
   dataset-fashion-mnist
+  chromium chromium-driver python3-selenium fonts-dejavu-core   # report.html is tested in a real headless browser
 )
 
 missing=()

@@ -71,6 +71,14 @@ void draw_line(torch::Tensor& img, double x0, double y0, double x1, double y1, c
 
 }  // namespace
 
+namespace {
+
+bool bar(const Series& s, size_t i) {
+  return i < s.lo.size() && i < s.hi.size() && std::isfinite(s.lo[i]) && std::isfinite(s.hi[i]);
+}
+
+}  // namespace
+
 torch::Tensor line_plot(const std::vector<Series>& series, const PlotText& text, int width, int height) {
   if (width < 240 || height < 160) throw UsageError("plots must be at least 240x160 pixels");
   double xmin = std::numeric_limits<double>::infinity(), xmax = -xmin, ymin = xmin, ymax = -xmin;
@@ -81,6 +89,7 @@ torch::Tensor line_plot(const std::vector<Series>& series, const PlotText& text,
       if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
       xmin = std::min(xmin, s.x[i]), xmax = std::max(xmax, s.x[i]);
       ymin = std::min(ymin, s.y[i]), ymax = std::max(ymax, s.y[i]);
+      if (bar(s, i)) ymin = std::min(ymin, s.lo[i]), ymax = std::max(ymax, s.hi[i]);
     }
   }
   if (!std::isfinite(xmin)) throw UsageError("nothing to plot: no finite values");
@@ -132,6 +141,12 @@ torch::Tensor line_plot(const std::vector<Series>& series, const PlotText& text,
       const double x = px(s.x[i]), y = py(s.y[i]);
       if (!std::isnan(prev_x)) draw_line(img, prev_x, prev_y, x, y, color(k), kScale);
       const int mx = static_cast<int>(std::lround(x)), my = static_cast<int>(std::lround(y));
+      if (bar(s, i)) {  // the interval: a vertical bar with caps
+        const int y0 = static_cast<int>(std::lround(py(s.hi[i]))), y1 = static_cast<int>(std::lround(py(s.lo[i])));
+        fill_rect(img, mx - kScale / 2, y0, mx - kScale / 2 + kScale, y1 + 1, color(k));
+        fill_rect(img, mx - 3 * kScale, y0, mx + 3 * kScale + 1, y0 + kScale, color(k));
+        fill_rect(img, mx - 3 * kScale, y1 + 1 - kScale, mx + 3 * kScale + 1, y1 + 1, color(k));
+      }
       fill_rect(img, mx - 2 * kScale, my - 2 * kScale, mx + 2 * kScale + 1, my + 2 * kScale + 1, color(k));
       prev_x = x, prev_y = y;
     }

@@ -141,3 +141,37 @@ bool png_is_complete(const std::string& path) {
 }
 
 }  // namespace autoguide
+
+namespace autoguide {
+
+TextChunks read_png_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string head(65536, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(in.gcount()));
+  return png_text(head);
+}
+
+TextChunks png_text(const std::string& head) {
+  TextChunks text;
+  if (head.size() < 8 || head.compare(0, 8, "\x89PNG\r\n\x1a\n") != 0) return text;
+  auto be32 = [&](size_t at) {
+    uint32_t v = 0;
+    for (size_t k = 0; k < 4; ++k) v = (v << 8) | static_cast<unsigned char>(head[at + k]);
+    return v;
+  };
+  for (size_t at = 8; at + 8 <= head.size();) {
+    const uint32_t length = be32(at);
+    const std::string type = head.substr(at + 4, 4);
+    if (type == "IDAT" || type == "IEND" || length > head.size() - at - 8) break;
+    if (type == "tEXt") {
+      const std::string body = head.substr(at + 8, length);
+      const size_t nul = body.find('\0');
+      if (nul != std::string::npos) text.emplace_back(body.substr(0, nul), body.substr(nul + 1));
+    }
+    at += 12 + static_cast<size_t>(length);
+  }
+  return text;
+}
+
+}  // namespace autoguide

@@ -26,6 +26,12 @@ std::array<int64_t, 3> png_shape(const std::string& path);
 // The same from the first 33 bytes of a PNG (signature and IHDR chunk).
 std::array<int64_t, 3> png_header_shape(const std::string& bytes, const std::string& name);
 
+// The tEXt chunks before the image data (where encode_png puts them) of a PNG's first bytes; empty when they
+// are not a PNG's. Never throws on malformed input (a report says what it could not read rather than fail).
+TextChunks png_text(const std::string& bytes);
+// The same from the first 64 KiB of a file (empty when it is missing).
+TextChunks read_png_text(const std::string& path);
+
 // True when `path` is a PNG that ends with its IEND chunk (a complete earlier output).
 bool png_is_complete(const std::string& path);
 

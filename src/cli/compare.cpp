@@ -19,6 +19,8 @@
 #include "fd_options.hpp"
 #include "nets.hpp"
 #include "rows.hpp"
+#include "report_page.hpp"
+#include "image_output.hpp"
 #include "option_values.hpp"
 #include "sampling_options.hpp"
 
@@ -163,6 +165,9 @@ std::vector<Row> preset_rows(const std::vector<PresetRow>& presets, NetCache& ne
 // --features-memory, the folder OUT.features.
 fs::path beside(const std::string& out, const std::string& ext) { return fs::path(out).replace_extension(ext); }
 
+// --report's page: OUT's name + .html beside the grid, or the file given.
+fs::path report_path(const Params& o) { return o.report.empty() ? beside(o.out, ".html") : fs::path(o.report); }
+
 // The pairs compare reports in each space: every guided row against the first unguided one, and every
 // autoguidance row against every CFG row.
 std::vector<std::pair<size_t, size_t>> reported_pairs(const std::vector<Row>& rows) {
@@ -231,6 +236,8 @@ nlohmann::json results_json(const std::vector<Row>& rows, const FdRun& fd, const
                         {"images", base.seeds.size()}, {"seconds", r.seconds}};
     if (!std::isnan(r.setting.alpha)) j["alpha"] = r.setting.alpha;
     j.update(r.provenance);
+    j["parameters"] = sample_parameters(r.setting.request(base), r.setting.nets, r.run.mode, r.decoder);
+    j["parameters"].update(r.provenance);
     for (size_t k = 0; k < r.fd.size(); ++k) j["estimates"][fd.spaces[k].name] = estimate_json(r.fd[k]);
     rows_json.push_back(j);
   }
@@ -239,6 +246,7 @@ nlohmann::json results_json(const std::vector<Row>& rows, const FdRun& fd, const
                       {"steps", base.sampler.schedule.num_steps},
                       {"sampler", to_string(base.sampler.kind)},
                       {"rows", rows_json},
+                      {"grid_layout", grid_layout(rows, base, fs::path(o.out).filename().string())},
                       {"tool", "autoguide " AUTOGUIDE_VERSION},
                       {"commit", git_commit()}};
   for (size_t k = 0; k < fd.spaces.size(); ++k) {
@@ -271,7 +279,15 @@ void CompareRun::run() {
   ranks.use_device(setup.device);
   std::string vae = o.vae;
   const std::vector<PresetRow> presets = o.presets.empty() ? std::vector<PresetRow>{} : locate_presets(setup, vae);
-  for (const auto& f : {fs::path(o.out), beside(o.out, ".json"), beside(o.out, ".csv"), beside(o.out, ".features")})
+  std::vector<fs::path> outputs = {fs::path(o.out), beside(o.out, ".json"), beside(o.out, ".csv"), beside(o.out, ".features")};
+  if (o.given("--report")) {
+    for (const auto& f : outputs)
+      if (fs::path(report_path(o)).lexically_normal() == f.lexically_normal())
+        throw UsageError("--report " + report_path(o).string() + " would replace compare's own " + f.filename().string() +
+                         "; give the page another name (e.g. --report=" + beside(o.out, ".html").string() + ")");
+    outputs.push_back(report_path(o));
+  }
+  for (const auto& f : outputs)
     if (!o.overwrite && file_exists(f.string()))
       throw UsageError(f.string() + " already exists; add --overwrite to replace compare's outputs");
   std::optional<OutputLock> lock;  // one run at a time writes --out (rank 0 claims for all ranks)
@@ -282,6 +298,7 @@ void CompareRun::run() {
   FdRun fd = open_fd(o, setup.device, common_image_shape(rows), beside(o.out, ".features").string());
   check_same_files(ranks, nets.file_hashes());
   ensure_writable_parent(o.out);
+  if (o.given("--report")) ensure_writable_parent(report_path(o).string());
   if (o.overwrite && ranks.root()) fs::remove_all(beside(o.out, ".features"));  // features an earlier run spilled
 
   run_rows(rows, setup.base, {"", o.grid_cols, o.quiet}, fd, ranks);
@@ -291,10 +308,12 @@ void CompareRun::run() {
   write_png(o.out, rows_grid(rows, setup.base));
   write_file_atomic(beside(o.out, ".json").string(), results_json(rows, fd, diffs, o, setup.base).dump(2) + "\n");
   write_file_atomic(beside(o.out, ".csv").string(), results_csv(rows, fd));
+  if (o.given("--report")) write_report(beside(o.out, ".json"), report_path(o));
   if (!fd.spaces.empty()) print_fds(rows, fd, diffs);
   if (!o.quiet)
     std::cerr << "autoguide: " << rows.size() << " rows -> " << o.out << ", " << beside(o.out, ".json").string()
-              << ", " << beside(o.out, ".csv").string() << "\n";
+              << ", " << beside(o.out, ".csv").string()
+              << (o.given("--report") ? ", " + report_path(o).string() : "") << "\n";
 }
 
 }  // namespace

@@ -225,8 +225,8 @@ std::vector<OptionSpec> make_table() {
       // Outputs.
       {"--out,--outdir", "PATH", "Where the command writes: a folder (generate: EDM2's 000016.png layout; sweep: "
        "grid.png, results.csv/json, fd.png, a folder per setting) or a file (compare: the grid PNG; ref: the "
-       "statistics .npz)",
-       G::Output, {"generate", "sweep", "compare", "ref"}, "", "", value([](Params& p) -> auto& { return p.out; }, false)},
+       "statistics .npz; report: the page, default RUN/report.html or X.html)",
+       G::Output, {"generate", "sweep", "compare", "ref", "report"}, "", "", value([](Params& p) -> auto& { return p.out; }, false)},
       {"--subdirs", "", "One subfolder per 1000 seeds", G::Output, {"generate"}, "", "",
        flag([](Params& p) -> auto& { return p.subdirs; })},
       {"--grid", "FILE", "Also write all images as one grid PNG", G::Output, {"generate"}, "", "",
@@ -243,13 +243,18 @@ std::vector<OptionSpec> make_table() {
        "", "", value([](Params& p) -> auto& { return p.features_out; }, false)},
       {"--resume", "", "Keep complete images from an earlier run and generate the rest", G::Output, {"generate"},
        "resume", "", flag([](Params& p) -> auto& { return p.resume; })},
-      {"--overwrite", "", "Replace the outputs of an earlier run", G::Output, {"generate", "sweep", "compare", "ref", "fid"}, "",
+      {"--overwrite", "", "Replace the outputs of an earlier run", G::Output, {"generate", "sweep", "compare", "ref", "fid", "report"}, "",
        "", flag([](Params& p) -> auto& { return p.overwrite; })},
+      {"--report", "[=FILE]", "Also write report.html, one offline page of the results (charts with intervals, "
+       "tables, images): sweep: OUT/report.html; compare: OUT's name + .html; =FILE: there",
+       G::Output, kMeasure, "", "", [](CLI::App& app, Params& p, const OptionSpec& s) {
+         return app.add_option(s.names, p.report, s.help)->expected(0, 1)->default_str("");
+       }},
       {"--json", "", "Print JSON", G::Output, {"fid", "info", "presets", "options"}, "", "",
        flag([](Params& p) -> auto& { return p.json; })},
       {"--markdown", "", "Print the table as Markdown (the README's)", G::Output, {"options"}, "", "",
        flag([](Params& p) -> auto& { return p.markdown; })},
-      {"--quiet,-q", "", "No progress or summary on stderr", G::Output, kDevice, "", "",
+      {"--quiet,-q", "", "No progress or summary on stderr", G::Output, plus(kDevice, {"report"}), "", "",
        flag([](Params& p) -> auto& { return p.quiet; })},
 
       // Feature spaces.
@@ -410,6 +415,7 @@ const std::vector<std::pair<std::string, std::string>>& subcommands() {
       {"generate", "Generate images (EDM2 generate_images.py, plus autoguidance)"},
       {"sweep", "Sample guides at several guidance weights on the same seeds: grid, folders, FD"},
       {"compare", "No guidance, CFG and autoguidance (and their mix) side by side on the same seeds; FD per row"},
+      {"report", "report.html from a finished sweep or compare: charts with intervals, tables, images (offline)"},
       {"ref", "Feature statistics of a reference image set (for fid --ref)"},
       {"fid", "Fréchet distance (FID with Inception-v3) to reference statistics; --pr adds precision/recall"},
       {"info", "Print a converted model's metadata and parameter count"},

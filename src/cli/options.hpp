@@ -34,6 +34,7 @@ struct Params {
   int vae_batch = 4;  // EDM2's encoder_batch_size
   // Outputs.
   std::string out, grid, npy, features_out;
+  std::string report;  // --report's FILE; empty with --report alone: the default place
   int grid_cols = 16;
   bool subdirs = false, resume = false, overwrite = false, json = false, quiet = false, markdown = false;
   // Feature spaces and image sets.

@@ -9,6 +9,8 @@
 
 #include "autoguide/error.hpp"
 #include "autoguide/grid.hpp"
+#include "autoguide/model.hpp"
+#include "autoguide/seeds.hpp"
 #include "autoguide/stop.hpp"
 #include "image_output.hpp"
 #include "fd_report.hpp"
@@ -185,17 +187,45 @@ void estimate_rows(std::vector<Row>& rows, const FdRun& fd, bool quiet) {
   line.finish();
 }
 
-torch::Tensor rows_grid(const std::vector<Row>& rows, const GenerateRequest& base) {
-  std::vector<torch::Tensor> tiles;
+namespace {
+
+GridLabels grid_labels(const std::vector<Row>& rows, const GenerateRequest& base) {
   GridLabels labels;
-  for (const auto& r : rows) {
-    tiles.push_back(r.run.preview);
-    labels.rows.push_back(r.setting.label);
-  }
+  for (const auto& r : rows) labels.rows.push_back(r.setting.label);
   const int64_t cols = rows.front().run.preview.size(0);
   for (int64_t k = 0; k < cols; ++k) labels.columns.push_back(std::to_string(base.seeds[static_cast<size_t>(k)]));
   labels.corner = "seed";
-  return make_labelled_grid(torch::cat(tiles), static_cast<int>(cols), labels);
+  return labels;
+}
+
+}  // namespace
+
+torch::Tensor rows_grid(const std::vector<Row>& rows, const GenerateRequest& base) {
+  std::vector<torch::Tensor> tiles;
+  for (const auto& r : rows) tiles.push_back(r.run.preview);
+  const int64_t cols = rows.front().run.preview.size(0);
+  return make_labelled_grid(torch::cat(tiles), static_cast<int>(cols), grid_labels(rows, base));
+}
+
+nlohmann::json grid_layout(const std::vector<Row>& rows, const GenerateRequest& base, const std::string& file) {
+  const GridLabels labels = grid_labels(rows, base);
+  const torch::Tensor& preview = rows.front().run.preview;
+  const GridMargins m = label_margins(labels, preview.size(2));
+  const std::vector<int64_t> seeds(base.seeds.begin(), base.seeds.begin() + preview.size(0));
+  // The classes of the shown seeds, drawn as the sampler draws them (the same for every row: same seeds).
+  nlohmann::json classes = nlohmann::json::array();
+  const ModelInfo& info = rows.front().setting.nets.main->info();
+  if (info.label_dim > 0 && !seeds.empty()) {
+    SeedGenerators gens(seeds, rows.front().setting.nets.main->device());
+    const NoiseAndLabels drawn =
+        draw_noise_and_labels(gens, info.img_channels, info.img_resolution, info.label_dim, base.class_idx);
+    const torch::Tensor c = drawn.classes.cpu();
+    for (int64_t k = 0; k < c.size(0); ++k) classes.push_back(c[k].item<int64_t>());
+  } else {
+    for (size_t k = 0; k < seeds.size(); ++k) classes.push_back(nullptr);
+  }
+  return {{"file", file},      {"left", m.left},   {"top", m.top}, {"tile_width", preview.size(3)},
+          {"tile_height", preview.size(2)}, {"rows", labels.rows}, {"seeds", seeds}, {"classes", classes}};
 }
 
 }  // namespace autoguide::cli

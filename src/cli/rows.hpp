@@ -51,4 +51,9 @@ void estimate_rows(std::vector<Row>& rows, const FdRun& fd, bool quiet);
 // One grid row per setting and one column per kept seed, labelled with the settings' labels and the seeds.
 torch::Tensor rows_grid(const std::vector<Row>& rows, const GenerateRequest& base);
 
+// Where each image of rows_grid's picture sits (margins and tile size in pixels, the rows' labels, the seeds
+// of the columns and their classes), so that a report can say which image a click fell on. `file`: the grid's
+// path relative to the results file.
+nlohmann::json grid_layout(const std::vector<Row>& rows, const GenerateRequest& base, const std::string& file);
+
 }  // namespace autoguide::cli

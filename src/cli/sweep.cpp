@@ -1,6 +1,7 @@
 // `autoguide sweep`: one or more guides at a range of guidance weights on the same seeds, as a labelled grid,
 // a folder of PNGs per setting, results.csv/json and, with a detector, the FD of each setting and its plot.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -12,6 +13,8 @@
 #include "autoguide/error.hpp"
 #include "autoguide/format.hpp"
 #include "plot.hpp"
+#include "report_page.hpp"
+#include "image_output.hpp"
 #include "autoguide/png.hpp"
 #include "commands.hpp"
 #include "csv.hpp"
@@ -104,6 +107,7 @@ class SweepRun {
   void compare_with_best();
   std::string csv_table() const;
   void write_results(const nlohmann::json& rank_times) const;
+  fs::path report_path() const;
 
   const Params& o;
   const Ranks& ranks;
@@ -176,6 +180,7 @@ std::set<std::string> SweepRun::plan_outputs() const {
     for (double w : weights) folders.insert(w == 1 ? "unguided-w1.00" : folder_name(g, w));
   std::vector<fs::path> files = {out / "grid.png", out / "results.csv", out / "results.json", out / "fd.png",
                                  out / "features"};
+  if (o.given("--report")) files.push_back(report_path());
   for (const auto& f : folders) files.push_back(out / f);
   for (const auto& f : files)
     if (!o.overwrite && fs::exists(f))
@@ -204,15 +209,20 @@ void SweepRun::write_fd_plot(const fs::path& file) const {
   const std::vector<FdSpace>& spaces = fd->spaces;
   for (size_t g = 0; g < guides.size(); ++g)
     for (size_t f = 0; f < spaces.size(); ++f) {
-      Series s{spaces.size() == 1 ? guides[g].name : guides[g].name + " " + fd_label(spaces, f), {}, {}};
+      Series s{spaces.size() == 1 ? guides[g].name : guides[g].name + " " + fd_label(spaces, f), {}, {}, {}, {}};
       for (size_t k = 0; k < weights.size(); ++k) {
+        const FdInterval& e = rows[g * weights.size() + k].fd[f].fd;
         s.x.push_back(weights[k]);
-        s.y.push_back(rows[g * weights.size() + k].fd[f].fd.value);
+        s.y.push_back(e.value);
+        s.lo.push_back(e.lo), s.hi.push_back(e.hi);
       }
       curves.push_back(s);
     }
   const std::string n = std::to_string(samples);
-  write_png(file.string(), line_plot(curves, {"FD (" + n + " samples) against the guidance weight", "guidance weight w", "FD"}));
+  const std::string bars =
+      fd->settings.resamples > 0 ? ", " + std::to_string(std::lround(fd->settings.confidence * 100)) + "% bars" : "";
+  write_png(file.string(), line_plot(curves, {"FD (" + n + " samples" + bars + ") against the guidance weight",
+                                              "guidance weight w", "FD"}));
 }
 
 // In each space, every setting against the one of lowest FD, on their common seeds.
@@ -280,6 +290,8 @@ void SweepRun::write_results(const nlohmann::json& rank_times) const {
                         {"mode", to_string(r.run.mode)}, {"folder", r.folder},   {"label", r.setting.label},
                         {"images", base.seeds.size()},   {"seconds", r.seconds}};
     if (r.setting.nets.guide->posthoc_ema()) j["guide_ema"] = posthoc_ema_json(*r.setting.nets.guide);
+    j["parameters"] = sample_parameters(r.setting.request(base), r.setting.nets, r.run.mode, r.decoder);
+    j["parameters"].update(r.provenance);
     if (spaces.size() == 1) j["fd"] = r.fd[0].fd.value;
     for (size_t f = 0; spaces.size() > 1 && f < spaces.size(); ++f) j["fds"][spaces[f].name] = r.fd[f].fd.value;
     for (size_t f = 0; f < spaces.size(); ++f) {
@@ -301,6 +313,7 @@ void SweepRun::write_results(const nlohmann::json& rank_times) const {
                             {"dtype", to_string(rows.front().setting.nets.main->precision())},
                             {"fast", rows.front().setting.nets.main->fast()},
                             {"settings", settings_json},
+                            {"grid_layout", grid_layout(rows, base, "grid.png")},
                             {"tool", "autoguide " AUTOGUIDE_VERSION},
                             {"commit", git_commit()}};
   if (main.posthoc_ema()) results["net_ema"] = posthoc_ema_json(main);
@@ -314,6 +327,12 @@ void SweepRun::write_results(const nlohmann::json& rank_times) const {
   write_file_atomic((out / "results.csv").string(), csv_table());
   write_file_atomic((out / "results.json").string(), results.dump(2) + "\n");
   if (!spaces.empty()) write_fd_plot(out / "fd.png");
+  if (o.given("--report")) write_report(out / "results.json", report_path());
+}
+
+// --report's page: OUT/report.html, or the file given.
+fs::path SweepRun::report_path() const {
+  return o.report.empty() ? fs::path(o.out) / "report.html" : fs::path(o.report);
 }
 
 void SweepRun::run() {
@@ -329,6 +348,7 @@ void SweepRun::run() {
   fd.emplace(open_fd(o, setup.device, rows.front().decoder->image_shape(), (fs::path(o.out) / "features").string()));
   check_same_files(ranks, nets.file_hashes());
   clear_folders(folders);
+  if (ranks.root() && o.given("--report")) ensure_writable_parent(report_path().string());  // before hours of work
 
   run_rows(rows, setup.base, {o.out, o.grid_cols, o.quiet}, *fd, ranks);
   const nlohmann::json times = ranks.describe(ranks.gather_json(ranks.times()));
@@ -339,7 +359,8 @@ void SweepRun::run() {
   if (!o.quiet)
     std::cerr << "autoguide: swept " << rows.size() << " settings; wrote " << (fs::path(o.out) / "grid.png").string()
               << ", " << (fs::path(o.out) / "results.csv").string()
-              << (fd->spaces.empty() ? "" : ", " + (fs::path(o.out) / "fd.png").string()) << "\n";
+              << (fd->spaces.empty() ? "" : ", " + (fs::path(o.out) / "fd.png").string())
+              << (o.given("--report") ? ", " + report_path().string() : "") << "\n";
 }
 
 }  // namespace
