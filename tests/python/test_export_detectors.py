@@ -362,8 +362,10 @@ def test_dinov2_from_local_repo(dinov2_repo, out_dir):
         assert got.dtype == torch.float32 and got.shape == (shape[0], 16)
         assert relative_error(got, reference_features(net, x)) <= 1e-5, shape
     # No fused attention op in the file (LibTorch 1.13 would refuse to load it): matmul and softmax instead.
-    graph = str(model.inlined_graph)
-    assert 'scaled_dot_product_attention' not in graph and 'aten::softmax' in graph
+    # Node kinds, not the graph's text: its comments name source files, which may hold any word.
+    graph = model.inlined_graph
+    assert graph.findAllNodes('aten::scaled_dot_product_attention', True) == []
+    assert len(graph.findAllNodes('aten::softmax', True)) >= 1
 
     assert detectors.read_detector_metadata(str(out_dir / 'dinov2.pt')) == {
         'format_version': 1, 'kind': 'detector', 'name': 'dinov2-vitl14', 'metric': 'fd_dinov2', 'feature_dim': 16,
