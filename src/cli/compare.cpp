@@ -143,11 +143,15 @@ std::vector<PresetRow> CompareRun::locate_presets(const SamplingSetup& setup, st
 }
 
 // One row per preset: its nets and weight, labelled with the preset, the mode, w and the main net.
-std::vector<Row> preset_rows(const std::vector<PresetRow>& presets, NetCache& nets, const GenerateRequest& base) {
+// A preset's guide may be a snapshot set at its post-hoc EMA length (gnet_ema), built as --gnet-ema builds it.
+std::vector<Row> preset_rows(const std::vector<PresetRow>& presets, NetCache& nets, const GenerateRequest& base,
+                             bool ema_fp32) {
   std::vector<Row> rows;
   for (const auto& pr : presets) {
     const Denoiser& main = nets.get(pr.files.net);
-    const Denoiser* guide = pr.files.gnet.empty() ? nullptr : &nets.get(pr.files.gnet);
+    std::optional<EmaRequest> ema;
+    if (pr.preset.gnet_ema) ema = EmaRequest{*pr.preset.gnet_ema, std::nullopt, ema_fp32};
+    const Denoiser* guide = pr.files.gnet.empty() ? nullptr : &nets.get(pr.files.gnet, ema, "nets.guide_ema");
     Row row;
     row.setting = {"", {&main, guide, nullptr}, pr.preset.guidance};
     row.decoder = &nets.decoder(main);
@@ -156,6 +160,7 @@ std::vector<Row> preset_rows(const std::vector<PresetRow>& presets, NetCache& ne
     validate(req, row.setting.nets);
     row.setting.label = pr.preset.name + ": " + label(run_mode(req, row.setting.nets), pr.preset.guidance) +
                         ", net " + fs::path(pr.files.net).stem().string();
+    if (ema) row.setting.label += ", guide ema " + format_number(ema->std);
     rows.push_back(row);
   }
   return rows;
@@ -294,7 +299,7 @@ void CompareRun::run() {
   if (ranks.root()) lock.emplace(OutputLock::claim_file(o.out, "--out"));
 
   NetCache nets(setup, vae);
-  std::vector<Row> rows = presets.empty() ? explicit_rows(nets, setup.base) : preset_rows(presets, nets, setup.base);
+  std::vector<Row> rows = presets.empty() ? explicit_rows(nets, setup.base) : preset_rows(presets, nets, setup.base, o.ema_precision == "fp32");
   FdRun fd = open_fd(o, setup.device, common_image_shape(rows), beside(o.out, ".features").string());
   check_same_files(ranks, nets.file_hashes());
   ensure_writable_parent(o.out);

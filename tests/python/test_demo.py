@@ -133,3 +133,19 @@ def test_fd_of_test_images_is_small_and_of_noise_large(tmp_path, detector):
                '--ref', DEMO / 'fmnist-train-stats.npz', '--json')
         fds[name] = json.loads(r.stdout)['fd']
     assert fds['test'] < 0.05 * fds['noise']
+
+
+def test_compare_preset_row_builds_its_guide_ema(tmp_path):
+    """compare --preset with a snapshot-set guide builds the preset's EMA length, as generate --preset does."""
+    from PIL import Image
+    preset = 'demo-fmnist-autog-ema'
+    common = ['--models', ROOT / 'models', '--seeds', '0-2', '--steps', '4', '-q']
+    ok('generate', '--preset', preset, *common, '--outdir', tmp_path / 'gen', cwd=ROOT)
+    ok('compare', '--preset', preset, *common, '--out', tmp_path / 'cmp.png', cwd=ROOT)
+    row = json.loads((tmp_path / 'cmp.json').read_text())['rows'][0]
+    assert row['label'].endswith(f", guide ema {PRESETS[preset]['gnet_ema']:g}"), row['label']
+    grid = np.asarray(Image.open(tmp_path / 'cmp.png').convert('L'))
+    tiles = grid[-32:, -3 * 32:]  # one row of three 32x32 tiles, right of and below the labels
+    for i in range(3):
+        want = np.asarray(Image.open(tmp_path / 'gen' / f'00000{i}.png').convert('L'))
+        assert np.array_equal(tiles[:, 32 * i:32 * (i + 1)], want), i
