@@ -265,7 +265,8 @@ std::vector<OptionSpec> make_table() {
        plus(kMeasure, {"fid"}), "", "", list([](Params& p) -> auto& { return p.refs; })},
       {"--num", "N", "Samples per setting for the FD: seeds 0..N-1 unless --seeds is given", G::Metrics, kMeasure, "",
        "", value([](Params& p) -> auto& { return p.num; }, false)},
-      {"--images", "PATH", "Folder of PNGs (recursive) or .npy of uint8 [N,C,H,W] or float samples in [-1,1]",
+      {"--images", "PATH", "Folder of PNGs (recursive) or .npy of uint8 [N,C,H,W] or float samples in [-1,1]; fid: "
+       "also features .npy [N,D] (from --features-out), no detector needed",
        G::Metrics, {"ref", "fid"}, "", "", value([](Params& p) -> auto& { return p.images; }, false)},
       {"--ref-images,--ref_images", "PATH", "Reference set for --pr (and for FD without --ref): PNG folder, images "
        ".npy, or features .npy [N,D]",
