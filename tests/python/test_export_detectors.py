@@ -15,6 +15,7 @@ import os
 import pickle
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -362,10 +363,11 @@ def test_dinov2_from_local_repo(dinov2_repo, out_dir):
         assert got.dtype == torch.float32 and got.shape == (shape[0], 16)
         assert relative_error(got, reference_features(net, x)) <= 1e-5, shape
     # No fused attention op in the file (LibTorch 1.13 would refuse to load it): matmul and softmax instead.
-    # Node kinds, not the graph's text: its comments name source files, which may hold any word.
-    graph = model.inlined_graph
-    assert graph.findAllNodes('aten::scaled_dot_product_attention', True) == []
-    assert len(graph.findAllNodes('aten::softmax', True)) >= 1
+    # The file's code, which LibTorch compiles on load: softmax attention, no fused op. (Not the loaded graph:
+    # whether it shows called functions inlined depends on a process-wide optimizer flag other tests turn off.)
+    with zipfile.ZipFile(out_dir / 'dinov2.pt') as z:
+        code = ''.join(z.read(n).decode() for n in z.namelist() if n.endswith('.py'))
+    assert 'scaled_dot_product_attention' not in code and 'softmax(' in code
 
     assert detectors.read_detector_metadata(str(out_dir / 'dinov2.pt')) == {
         'format_version': 1, 'kind': 'detector', 'name': 'dinov2-vitl14', 'metric': 'fd_dinov2', 'feature_dim': 16,
