@@ -394,6 +394,18 @@ def _vae(name, make, expect, tries, stock=None, suffix='.safetensors'):
     return Attack(name, 'export_vae', make, suffix, expect, tries, stock)
 
 
+def _snapshot_attacks(converter, given):
+    """The attacks on a folder of snapshots, for each converter that reads one (phema.py, export_phema_set.py)."""
+    return [
+        Attack(f'{converter}_snapshot_reduce', converter, _zip_reduce, '.pt', "'posix.system'",
+               f'a .pt snapshot calling os.system, beside a good one{given}', 'torch.load'),
+        Attack(f'{converter}_snapshot_bomb', converter, _zip_bomb(1 << 30), '.pt', 'is compressed',
+               f'a .pt snapshot deflated from 1 GiB of zeros, beside a good one{given}'),
+        Attack(f'{converter}_pickle_reduce', converter, _reduce_os_system, '.pkl', "'os.system'",
+               f'a .pkl snapshot calling os.system, beside a good one{given}', 'pickle'),
+    ]
+
+
 ATTACKS = [
     _edm2('reduce_os_system', _reduce_os_system, "'os.system'",
           'REDUCE calling os.system (a global outside the whitelist)', 'pickle'),
@@ -466,19 +478,8 @@ ATTACKS = [
                               bytes(16)),
          'does not fill its 16 bytes', 'a shape of 10^12 elements over 16 bytes'),
 
-    Attack('phema_snapshot_reduce', 'phema', _zip_reduce, '.pt', "'posix.system'",
-           'a .pt snapshot calling os.system, beside a good one', 'torch.load'),
-    Attack('phema_snapshot_bomb', 'phema', _zip_bomb(1 << 30), '.pt', 'is compressed',
-           'a .pt snapshot deflated from 1 GiB of zeros, beside a good one'),
-    Attack('phema_pickle_reduce', 'phema', _reduce_os_system, '.pkl', "'os.system'",
-           'a .pkl snapshot calling os.system, beside a good one', 'pickle'),
-
-    Attack('phema_set_snapshot_reduce', 'phema_set', _zip_reduce, '.pt', "'posix.system'",
-           'a .pt snapshot calling os.system, beside a good one, given to export_phema_set.py', 'torch.load'),
-    Attack('phema_set_snapshot_bomb', 'phema_set', _zip_bomb(1 << 30), '.pt', 'is compressed',
-           'a .pt snapshot deflated from 1 GiB of zeros, beside a good one, given to export_phema_set.py'),
-    Attack('phema_set_pickle_reduce', 'phema_set', _reduce_os_system, '.pkl', "'os.system'",
-           'a .pkl snapshot calling os.system, beside a good one, given to export_phema_set.py', 'pickle'),
+    *_snapshot_attacks('phema', ''),
+    *_snapshot_attacks('phema_set', ', given to export_phema_set.py'),
     Attack('phema_set_storage_10e12', 'phema_set', _storage_10e12, '.pkl', 'truncated tensor data',
            'a .pkl snapshot declaring 10^12 float32 elements in 16 bytes, given to export_phema_set.py'),
 
