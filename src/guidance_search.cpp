@@ -1,0 +1,335 @@
+#include "autoguide/guidance_search.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "autoguide/error.hpp"
+
+namespace autoguide {
+
+namespace {
+
+constexpr size_t kShared = std::numeric_limits<size_t>::max();  // the candidate of w = 1: no guide, one setting
+
+// Lattice positions k (weights w_lo + k * w_step), exact integers so that a point measured in an earlier round is
+// recognised as the same point.
+struct Lattice {
+  double lo = 1, step = 0.05;
+  int64_t last = 0;  // the largest k within [w_lo, w_hi]
+
+  explicit Lattice(const SearchOptions& o) : lo(o.w_lo), step(o.w_step) {
+    last = o.w_hi > o.w_lo ? static_cast<int64_t>(std::floor((o.w_hi - o.w_lo) / o.w_step + 1e-9)) : 0;
+  }
+  // Rounded to 12 significant digits, so that 1 + 12 * 0.05 reads as 1.6, as a user would type it.
+  double weight(int64_t k) const {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.12g", lo + static_cast<double>(k) * step);
+    return std::stod(text);
+  }
+  // The first round's spacing: the smallest power of two that puts at most five intervals on the range.
+  int64_t first_step() const {
+    int64_t s = 1;
+    while (last / s > 5) s *= 2;
+    return s;
+  }
+  std::vector<int64_t> first_positions() const {
+    std::vector<int64_t> ks;
+    const int64_t s = first_step();
+    for (int64_t k = 0; k <= last; k += s) ks.push_back(k);
+    if (ks.back() != last) ks.push_back(last);
+    return ks;
+  }
+};
+
+// Where a point's images are counted: points at w = 1 share theirs.
+using PointKey = std::pair<size_t, int64_t>;
+
+struct CandidateState {
+  bool alive = true, converged = false;
+  int64_t centre = 0, step = 0;  // lattice positions
+};
+
+class Search {
+ public:
+  Search(const SearchOptions& o, SearchMeasure& measure) : o_(o), lattice_(o), measure_(measure) {
+    for (const auto& c : o.candidates)
+      if (std::find(groups_.begin(), groups_.end(), c.group) == groups_.end()) groups_.push_back(c.group);
+    state_.resize(o.candidates.size());
+  }
+
+  SearchResult run(const std::function<void(const SearchRound&)>& on_round);
+
+ private:
+  SearchPoint point(size_t c, int64_t k) const { return {c, lattice_.weight(k)}; }
+  PointKey key(size_t c, int64_t k) const { return {lattice_.weight(k) == 1 ? kShared : c, k}; }
+  // The positions a candidate measures this round.
+  std::vector<int64_t> positions(size_t c, bool first) const;
+  // Images that giving every (candidate, positions) n seeds would sample.
+  int64_t cost(const std::vector<std::pair<size_t, std::vector<int64_t>>>& plan, int64_t n) const;
+  int64_t final_reserve(int64_t n) const;
+  int64_t extend(const std::vector<std::pair<size_t, std::vector<int64_t>>>& plan, int64_t n);
+  SearchRound round(int64_t n, bool first);
+  void eliminate(SearchRound& r, int64_t n);
+  void finish(SearchResult& result);
+  bool done() const;
+
+  const SearchOptions& o_;
+  Lattice lattice_;
+  SearchMeasure& measure_;
+  std::vector<std::string> groups_;
+  std::vector<CandidateState> state_;
+  std::map<PointKey, int64_t> have_;  // seeds each point has images of
+  int64_t images_ = 0;
+};
+
+std::vector<int64_t> Search::positions(size_t c, bool first) const {
+  if (first) return lattice_.first_positions();
+  const CandidateState& s = state_[c];
+  if (s.converged) return {s.centre};
+  std::vector<int64_t> ks;
+  for (int64_t k : {s.centre - s.step, s.centre, s.centre + s.step})
+    if (k >= 0 && k <= lattice_.last) ks.push_back(k);
+  return ks;
+}
+
+int64_t Search::cost(const std::vector<std::pair<size_t, std::vector<int64_t>>>& plan, int64_t n) const {
+  std::set<PointKey> seen;
+  int64_t images = 0;
+  for (const auto& [c, ks] : plan)
+    for (int64_t k : ks) {
+      const PointKey pk = key(c, k);
+      if (!seen.insert(pk).second) continue;
+      const auto it = have_.find(pk);
+      images += std::max<int64_t>(0, n - (it == have_.end() ? 0 : it->second));
+    }
+  return images;
+}
+
+// The final estimate's images, were every survivor's best already measured on n seeds.
+int64_t Search::final_reserve(int64_t n) const {
+  int64_t alive = 0;
+  for (const auto& s : state_) alive += s.alive;
+  return alive * std::max<int64_t>(0, o_.final_num - n);
+}
+
+int64_t Search::extend(const std::vector<std::pair<size_t, std::vector<int64_t>>>& plan, int64_t n) {
+  const int64_t images = cost(plan, n);
+  std::vector<SearchPoint> points;
+  std::set<PointKey> seen;
+  for (const auto& [c, ks] : plan)
+    for (int64_t k : ks)
+      if (seen.insert(key(c, k)).second && have_[key(c, k)] < n) points.push_back(point(c, k));
+  if (!points.empty()) measure_.extend(points, n);
+  for (const PointKey& pk : seen) have_[pk] = std::max(have_[pk], n);
+  images_ += images;
+  return images;
+}
+
+SearchRound Search::round(int64_t n, bool first) {
+  std::vector<std::pair<size_t, std::vector<int64_t>>> plan;
+  for (size_t c = 0; c < state_.size(); ++c)
+    if (state_[c].alive) plan.emplace_back(c, positions(c, first));
+  SearchRound r;
+  r.n = n;
+  r.images = extend(plan, n);
+  r.candidates.resize(state_.size());
+  for (const auto& [c, ks] : plan) {
+    CandidateState& s = state_[c];
+    CandidateRound& cr = r.candidates[c];
+    cr.measured = true;
+    cr.centre = lattice_.weight(first ? 0 : s.centre);
+    cr.step = static_cast<double>(first ? lattice_.first_step() : s.step) * o_.w_step;
+    size_t best = 0;
+    for (size_t j = 0; j < ks.size(); ++j) {
+      cr.weights.push_back(lattice_.weight(ks[j]));
+      cr.fds.push_back(measure_.estimate(point(c, ks[j]), n));
+      if (cr.fds[j].fd.value < cr.fds[best].fd.value) best = j;
+    }
+    // Compass step: a better neighbour moves the centre; the centre staying best narrows the step, and at one
+    // lattice step it is the answer.
+    if (first) {
+      s.centre = ks[best];
+      s.step = std::max<int64_t>(1, lattice_.first_step() / 2);
+      s.converged = lattice_.first_step() == 1;
+    } else if (!s.converged) {
+      if (ks[best] != s.centre) {
+        s.centre = ks[best];
+      } else if (s.step == 1) {
+        s.converged = true;
+      } else {
+        s.step /= 2;
+      }
+    }
+    cr.best_w = lattice_.weight(s.centre);
+    cr.at_edge = lattice_.last > 0 && (s.centre == 0 || s.centre == lattice_.last);
+    cr.converged = s.converged;
+  }
+  eliminate(r, n);
+  return r;
+}
+
+// Within each group: the leader is the survivor of lowest FD at its best weight; a survivor whose paired
+// difference to it lies wholly above 0 is dropped.
+void Search::eliminate(SearchRound& r, int64_t n) {
+  for (const std::string& g : groups_) {
+    std::optional<size_t> leader;
+    auto best_fd = [&](size_t c) {
+      const CandidateRound& cr = r.candidates[c];
+      const auto it = std::find(cr.weights.begin(), cr.weights.end(), cr.best_w);
+      return cr.fds[static_cast<size_t>(it - cr.weights.begin())].fd.value;
+    };
+    for (size_t c = 0; c < state_.size(); ++c)
+      if (state_[c].alive && o_.candidates[c].group == g && (!leader || best_fd(c) < best_fd(*leader))) leader = c;
+    if (!leader) continue;
+    r.candidates[*leader].leader = true;
+    const SearchPoint lead = point(*leader, state_[*leader].centre);
+    for (size_t c = 0; c < state_.size(); ++c) {
+      if (!state_[c].alive || c == *leader || o_.candidates[c].group != g) continue;
+      const FdDifference d = measure_.difference(point(c, state_[c].centre), lead, n);
+      r.candidates[c].vs_leader = d;
+      if (std::isfinite(d.lo) && d.lo > 0) state_[c].alive = false, r.candidates[c].dropped = true;
+    }
+  }
+}
+
+bool Search::done() const {
+  for (const std::string& g : groups_) {
+    int alive = 0;
+    for (size_t c = 0; c < state_.size(); ++c)
+      if (state_[c].alive && o_.candidates[c].group == g) {
+        if (!state_[c].converged) return false;
+        ++alive;
+      }
+    if (alive > 1) return false;
+  }
+  return true;
+}
+
+void Search::finish(SearchResult& result) {
+  std::vector<std::pair<size_t, std::vector<int64_t>>> plan;
+  for (size_t c = 0; c < state_.size(); ++c)
+    if (state_[c].alive) plan.emplace_back(c, std::vector<int64_t>{state_[c].centre});
+  extend(plan, o_.final_num);
+  // FD-inf ranks where it was estimated: it removes the bias that FD at a finite N carries.
+  auto score = [](const FdEstimate& e) { return e.infinity ? e.infinity->value : e.fd.value; };
+  for (const std::string& g : groups_) {
+    std::vector<FinalEstimate> group;
+    for (const auto& [c, ks] : plan)
+      if (o_.candidates[c].group == g) {
+        FinalEstimate f;
+        f.point = point(c, ks.front());
+        f.estimate = measure_.estimate(f.point, o_.final_num);
+        group.push_back(f);
+      }
+    std::stable_sort(group.begin(), group.end(),
+                     [&](const FinalEstimate& a, const FinalEstimate& b) { return score(a.estimate) < score(b.estimate); });
+    for (size_t j = 0; j < group.size(); ++j) {
+      group[j].rank = static_cast<int>(j + 1);
+      if (j > 0) group[j].vs_winner = measure_.difference(group[j].point, group[0].point, o_.final_num);
+    }
+    result.winners.push_back(result.finals.size());
+    result.finals.insert(result.finals.end(), group.begin(), group.end());
+  }
+  if (result.winners.size() >= 2)
+    result.between_groups = measure_.difference(result.finals[result.winners[0]].point,
+                                                result.finals[result.winners[1]].point, o_.final_num);
+}
+
+SearchResult Search::run(const std::function<void(const SearchRound&)>& on_round) {
+  SearchResult result;
+  result.groups = groups_;
+  const int64_t budget = o_.budget > 0 ? o_.budget : std::numeric_limits<int64_t>::max();
+  // Enough rounds for every shrink of the step and as many moves; beyond that the noise is deciding.
+  int max_rounds = 3;
+  for (int64_t s = lattice_.first_step(); s > 1; s /= 2) max_rounds += 2;
+  int64_t n = std::min(o_.first_num, o_.final_num);
+  for (int r = 0;; ++r) {
+    if (r > 0 && done()) {
+      result.stopped = "converged";
+      break;
+    }
+    if (r == max_rounds) {
+      result.stopped = "round limit";
+      break;
+    }
+    std::vector<std::pair<size_t, std::vector<int64_t>>> plan;
+    for (size_t c = 0; c < state_.size(); ++c)
+      if (state_[c].alive) plan.emplace_back(c, positions(c, r == 0));
+    const int64_t need = cost(plan, n) + final_reserve(n);
+    if (images_ + need > budget) {
+      if (r == 0)
+        throw FieldError("budget", "a budget of " + std::to_string(budget) + " images cannot finish one round: the first "
+                         "round and the final estimate need " + std::to_string(need) +
+                         "; raise the budget, or start with fewer seeds or fewer candidates");
+      result.stopped = "budget";
+      break;
+    }
+    result.rounds.push_back(round(n, r == 0));
+    if (on_round) on_round(result.rounds.back());
+    n = std::min(2 * n, o_.final_num);
+  }
+  finish(result);
+  result.images = images_;
+  return result;
+}
+
+}  // namespace
+
+void check_search(const SearchOptions& o) {
+  if (o.candidates.empty()) throw FieldError("candidates", "no candidate to search: give a guide or an unconditional net");
+  if (!(o.w_step > 0) || !std::isfinite(o.w_step)) throw FieldError("w_step", "the weights' step must be > 0");
+  if (!(o.w_lo >= 0) || !(o.w_hi >= o.w_lo)) throw FieldError("guidance", "the weight range must have 0 <= low <= high");
+  if (o.candidates.size() == 1 && Lattice(o).last == 0)
+    throw FieldError("guidance", "one candidate and a single weight leave nothing to search: give a range of weights "
+                                 "(e.g. 1:3:0.05) or more candidates");
+  if (o.first_num < 2) throw FieldError("first_num", "the first round needs at least 2 seeds");
+  if (o.final_num < o.first_num)
+    throw FieldError("final_num", "the final estimate needs at least the first round's seeds (" +
+                                      std::to_string(o.first_num) + ")");
+  if (o.budget < 0) throw FieldError("budget", "the budget must be >= 0 images (0: what the search needs)");
+}
+
+std::vector<double> first_weights(const SearchOptions& o) {
+  const Lattice lattice(o);
+  std::vector<double> ws;
+  for (int64_t k : lattice.first_positions()) ws.push_back(lattice.weight(k));
+  return ws;
+}
+
+SearchCost search_cost(const SearchOptions& o) {
+  const Lattice lattice(o);
+  const auto candidates = static_cast<int64_t>(o.candidates.size());
+  SearchCost cost;
+  const std::vector<double> ws = first_weights(o);
+  const auto guided = static_cast<int64_t>(std::count_if(ws.begin(), ws.end(), [](double w) { return w != 1; }));
+  const int64_t first_points = candidates * guided + (guided < static_cast<int64_t>(ws.size()));
+  int64_t n = std::min(o.first_num, o.final_num);
+  cost.images = first_points * n;
+  cost.rounds = 1;
+  // No candidate dropped, every centre staying best: two new neighbours at n and the centre's new seeds per round.
+  for (int64_t s = lattice.first_step() / 2; s >= 1; s /= 2) {
+    const int64_t next = std::min(2 * n, o.final_num);
+    cost.images += candidates * (2 * next + (next - n));
+    n = next;
+    ++cost.rounds;
+  }
+  cost.first_round = first_points * std::min(o.first_num, o.final_num) +
+                     candidates * std::max<int64_t>(0, o.final_num - std::min(o.first_num, o.final_num));
+  cost.images += candidates * std::max<int64_t>(0, o.final_num - n);
+  int64_t grid_points = 0, unguided = 0;  // a grid samples w = 1 once too
+  for (int64_t k = 0; k <= lattice.last; ++k) (lattice.weight(k) == 1 ? unguided : grid_points) += 1;
+  cost.grid_images = (candidates * grid_points + std::min<int64_t>(unguided, 1)) * o.final_num;
+  return cost;
+}
+
+SearchResult search_guidance(const SearchOptions& o, SearchMeasure& measure,
+                             const std::function<void(const SearchRound&)>& on_round) {
+  check_search(o);
+  return Search(o, measure).run(on_round);
+}
+
+}  // namespace autoguide
