@@ -187,11 +187,19 @@ void Search::eliminate(SearchRound& r, int64_t n) {
     if (!leader) continue;
     r.candidates[*leader].leader = true;
     const SearchPoint lead = point(*leader, state_[*leader].centre);
-    for (size_t c = 0; c < state_.size(); ++c) {
-      if (!state_[c].alive || c == *leader || o_.candidates[c].group != g) continue;
+    std::vector<size_t> rivals;
+    for (size_t c = 0; c < state_.size(); ++c)
+      if (state_[c].alive && c != *leader && o_.candidates[c].group == g) rivals.push_back(c);
+    for (size_t c : rivals) {
       const FdDifference d = measure_.difference(point(c, state_[c].centre), lead, n);
-      r.candidates[c].vs_leader = d;
-      if (std::isfinite(d.lo) && d.lo > 0) state_[c].alive = false, r.candidates[c].dropped = true;
+      CandidateRound& cr = r.candidates[c];
+      cr.vs_leader = d;
+      // Bonferroni over the group's comparisons: the leader is the lowest of several noisy FDs, so each rival's
+      // difference to it leans positive; m tests at level (1 - confidence) / m keep the chance of dropping the
+      // true best within 1 - confidence per round.
+      const double m = static_cast<double>(rivals.size());
+      cr.drop_bound = d.value - normal_z(1 - (1 - d.confidence) / m) * d.se;
+      if (std::isfinite(cr.drop_bound) && cr.drop_bound > 0) state_[c].alive = false, cr.dropped = true;
     }
   }
 }
@@ -259,12 +267,8 @@ SearchResult Search::run(const std::function<void(const SearchRound&)>& on_round
     std::vector<std::pair<size_t, std::vector<int64_t>>> plan;
     for (size_t c = 0; c < state_.size(); ++c)
       if (state_[c].alive) plan.emplace_back(c, positions(c, r == 0));
-    const int64_t need = cost(plan, n) + final_reserve(n);
-    if (images_ + need > budget) {
-      if (r == 0)
-        throw FieldError("budget", "a budget of " + std::to_string(budget) + " images cannot finish one round: the first "
-                         "round and the final estimate need " + std::to_string(need) +
-                         "; raise the budget, or start with fewer seeds or fewer candidates");
+    // The first round fits: check_search saw to it.
+    if (r > 0 && images_ + cost(plan, n) + final_reserve(n) > budget) {
       result.stopped = "budget";
       break;
     }
@@ -281,16 +285,21 @@ SearchResult Search::run(const std::function<void(const SearchRound&)>& on_round
 
 void check_search(const SearchOptions& o) {
   if (o.candidates.empty()) throw FieldError("candidates", "no candidate to search: give a guide or an unconditional net");
-  if (!(o.w_step > 0) || !std::isfinite(o.w_step)) throw FieldError("w_step", "the weights' step must be > 0");
-  if (!(o.w_lo >= 0) || !(o.w_hi >= o.w_lo)) throw FieldError("guidance", "the weight range must have 0 <= low <= high");
+  if (!(o.w_step > 0) || !std::isfinite(o.w_step)) throw FieldError("w_step", "the w_step of the guidance range must be > 0");
+  if (!(o.w_lo >= 0) || !(o.w_hi >= o.w_lo)) throw FieldError("guidance", "the guidance range must have 0 <= low <= high");
   if (o.candidates.size() == 1 && Lattice(o).last == 0)
     throw FieldError("guidance", "one candidate and a single weight leave nothing to search: give a range of weights "
                                  "(e.g. 1:3:0.05) or more candidates");
-  if (o.first_num < 2) throw FieldError("first_num", "the first round needs at least 2 seeds");
+  if (o.first_num < 2) throw FieldError("first_num", "first_num: the first round needs at least 2 seeds");
   if (o.final_num < o.first_num)
-    throw FieldError("final_num", "the final estimate needs at least the first round's seeds (" +
+    throw FieldError("final_num", "final_num: the final estimate needs at least the first round's seeds (" +
                                       std::to_string(o.first_num) + ")");
-  if (o.budget < 0) throw FieldError("budget", "the budget must be >= 0 images (0: what the search needs)");
+  if (o.budget < 0) throw FieldError("budget", "the budget must be >= 0 images (0: no limit)");
+  const int64_t need = search_cost(o).first_round;
+  if (o.budget > 0 && o.budget < need)
+    throw FieldError("budget", "a budget of " + std::to_string(o.budget) + " images cannot finish one round: the first "
+                     "round and the final estimate need " + std::to_string(need) +
+                     "; raise the budget, or start with fewer seeds or fewer candidates");
 }
 
 std::vector<double> first_weights(const SearchOptions& o) {

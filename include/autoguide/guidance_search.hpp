@@ -16,10 +16,11 @@
 //    that is clearly worse is dropped early, which costs less than refining a 2-D bracket for every length.
 //  - Elimination (successive halving's idea with a test in place of a fixed fraction): within a group
 //    (autoguidance, CFG) a candidate is dropped when the paired interval of FD(its best) - FD(leader's best)
-//    lies wholly above 0 on the round's seeds.
+//    lies wholly above 0 on the round's seeds, at the confidence Bonferroni-corrected for the group's rivals.
 //  - The final ranking: each survivor's best point measured on final_num seeds with its interval and, from
 //    kFdInfinityMinImages on, FD-inf, by which the survivors of a group are ranked (by FD below that).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -64,7 +65,8 @@ struct SearchOptions {
 };
 
 // Refuses a space the search cannot work on (no candidate, w_lo > w_hi, a single candidate with a range of zero
-// width, a lattice step that is not positive, first_num < 2, final_num < first_num): UsageError naming it.
+// width, a lattice step that is not positive, first_num < 2, final_num < first_num, a budget below the first round
+// and the final): FieldError naming the field.
 void check_search(const SearchOptions& o);
 
 // The weights of the first round, on the lattice, in order.
@@ -91,7 +93,10 @@ struct CandidateRound {
   bool converged = false;           // best at a step of one lattice step: its w is found
   bool leader = false;              // of its group
   std::optional<FdDifference> vs_leader;  // FD(best) - FD(leader's best), paired; none for the leader
-  bool dropped = false;             // dropped in this round (vs_leader's interval lies above 0)
+  // vs_leader's lower bound at the confidence corrected for the group's comparisons (Bonferroni); NaN for the
+  // leader or without an interval.
+  double drop_bound = std::nan("");
+  bool dropped = false;             // dropped in this round: drop_bound > 0
 };
 
 struct SearchRound {

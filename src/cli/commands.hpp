@@ -11,6 +11,7 @@ void add_ref(CLI::App& app);
 void add_fid(CLI::App& app);
 void add_sweep(CLI::App& app);
 void add_compare(CLI::App& app);
+void add_tune(CLI::App& app);
 void add_report(CLI::App& app);
 
 }  // namespace autoguide::cli

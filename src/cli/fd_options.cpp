@@ -9,7 +9,7 @@
 
 namespace autoguide::cli {
 
-std::string fd_seeds(const Params& fd) {
+void check_spaces(const Params& fd) {
   if (fd.detectors.empty() != fd.refs.empty())
     throw UsageError("the Fréchet distance needs both --detector X.pt and --ref STATS.npz");
   if (fd.detectors.size() != fd.refs.size())
@@ -18,6 +18,10 @@ std::string fd_seeds(const Params& fd) {
   for (size_t k = 0; k < fd.detectors.size(); ++k)
     for (size_t j = 0; j < k; ++j)
       if (fd.detectors[j] == fd.detectors[k]) throw UsageError("--detector lists " + fd.detectors[k] + " twice");
+}
+
+std::string fd_seeds(const Params& fd) {
+  check_spaces(fd);
   if (fd.num != 0 && fd.detectors.empty())
     throw UsageError("--num sets the samples per setting for the Fréchet distance: add --detector and --ref");
   if (fd.num < 0 || fd.num == 1) throw UsageError("--num must be at least 2 (feature statistics need 2 images)");

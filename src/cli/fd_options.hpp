@@ -16,6 +16,9 @@
 
 namespace autoguide::cli {
 
+// A --ref per --detector, in order, no detector twice.
+void check_spaces(const Params& o);
+
 // The seed list: --seeds, else 0..N-1 with --num N, else the --seeds default. Checks the FD options together
 // (a --ref per --detector, enough samples, --num agreeing with --seeds).
 std::string fd_seeds(const Params& o);

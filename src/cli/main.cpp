@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   autoguide::cli::add_ref(app);
   autoguide::cli::add_fid(app);
   autoguide::cli::add_sweep(app);
+  autoguide::cli::add_tune(app);
   autoguide::cli::add_compare(app);
   autoguide::cli::add_report(app);
   autoguide::cli::add_options_command(app);

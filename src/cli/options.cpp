@@ -104,9 +104,9 @@ CLI::Validator at_least(int64_t n, const std::string& what) {
       "");
 }
 
-const std::vector<std::string> kSample = {"generate", "sweep", "compare"};
-const std::vector<std::string> kMeasure = {"sweep", "compare"};
-const std::vector<std::string> kDevice = {"generate", "sweep", "compare", "ref", "fid"};
+const std::vector<std::string> kSample = {"generate", "sweep", "compare", "tune"};
+const std::vector<std::string> kMeasure = {"sweep", "compare", "tune"};
+const std::vector<std::string> kDevice = {"generate", "sweep", "compare", "tune", "ref", "fid"};
 
 std::vector<std::string> plus(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());
@@ -225,8 +225,8 @@ std::vector<OptionSpec> make_table() {
       // Outputs.
       {"--out,--outdir", "PATH", "Where the command writes: a folder (generate: EDM2's 000016.png layout; sweep: "
        "grid.png, results.csv/json, fd.png, a folder per setting) or a file (compare: the grid PNG; ref: the "
-       "statistics .npz; report: the page, default RUN/report.html or X.html)",
-       G::Output, {"generate", "sweep", "compare", "ref", "report"}, "", "", value([](Params& p) -> auto& { return p.out; }, false)},
+       "statistics .npz; report: the page, default RUN/report.html or X.html; tune: tune.json, points/, images/)",
+       G::Output, {"generate", "sweep", "compare", "tune", "ref", "report"}, "", "", value([](Params& p) -> auto& { return p.out; }, false)},
       {"--subdirs", "", "One subfolder per 1000 seeds", G::Output, {"generate"}, "", "",
        flag([](Params& p) -> auto& { return p.subdirs; })},
       {"--grid", "FILE", "Also write all images as one grid PNG", G::Output, {"generate"}, "", "",
@@ -241,9 +241,10 @@ std::vector<OptionSpec> make_table() {
        "--ref-images; fid: the generated set's, for fid --paired)",
        G::Output, {"ref", "fid"},
        "", "", value([](Params& p) -> auto& { return p.features_out; }, false)},
-      {"--resume", "", "Keep complete images from an earlier run and generate the rest", G::Output, {"generate"},
+      {"--resume", "", "Keep complete images from an earlier run and generate the rest (tune: continue a killed run "
+       "from its measured points)", G::Output, {"generate", "tune"},
        "resume", "", flag([](Params& p) -> auto& { return p.resume; })},
-      {"--overwrite", "", "Replace the outputs of an earlier run", G::Output, {"generate", "sweep", "compare", "ref", "fid", "report"}, "",
+      {"--overwrite", "", "Replace the outputs of an earlier run", G::Output, {"generate", "sweep", "compare", "tune", "ref", "fid", "report"}, "",
        "", flag([](Params& p) -> auto& { return p.overwrite; })},
       {"--report", "[=FILE]", "Also write report.html, one offline page of the results (charts with intervals, "
        "tables, images): sweep: OUT/report.html; compare: OUT's name + .html; =FILE: there",
@@ -291,6 +292,14 @@ std::vector<OptionSpec> make_table() {
        "under the output (sweep: OUT/features, compare: OUT's name + .features)",
        G::Metrics, kMeasure, "", "",
        checked(value([](Params& p) -> auto& { return p.features_memory; }), at_least(0, "a whole number >= 0"))},
+      {"--budget", "IMAGES", "tune: images to spend in all, rounds and final (0: no limit; the run says what it plans "
+       "to spend before it starts)",
+       G::Metrics, {"tune"}, "budget", "",
+       checked(value([](Params& p) -> auto& { return p.budget; }), at_least(0, "a whole number >= 0"))},
+      {"--first-num", "N", "tune: seeds of the first round; each round doubles them up to --final-num", G::Metrics,
+       {"tune"}, "first_num", "", checked(value([](Params& p) -> auto& { return p.first_num; }), at_least(2, "at least 2"))},
+      {"--final-num", "N", "tune: seeds of the final estimate of each surviving candidate (FD-inf from 1000)", G::Metrics,
+       {"tune"}, "final_num", "", checked(value([](Params& p) -> auto& { return p.final_num; }), at_least(2, "at least 2"))},
       {"--paired", "A,B", "Two generated sets on the same seeds (features .npy [N,D], PNG folders or images .npy): "
        "FD(A) - FD(B) with its paired interval",
        G::Metrics, {"fid"}, "", "", list([](Params& p) -> auto& { return p.paired; })},
@@ -416,6 +425,8 @@ const std::vector<std::pair<std::string, std::string>>& subcommands() {
       {"generate", "Generate images (EDM2 generate_images.py, plus autoguidance)"},
       {"sweep", "Sample guides at several guidance weights on the same seeds: grid, folders, FD"},
       {"compare", "No guidance, CFG and autoguidance (and their mix) side by side on the same seeds; FD per row"},
+      {"tune", "Search guides, EMA lengths and w for the lowest FD with a fraction of a grid's images; "
+               "autoguidance vs CFG with intervals"},
       {"report", "report.html from a finished sweep or compare: charts with intervals, tables, images (offline)"},
       {"ref", "Feature statistics of a reference image set (for fid --ref)"},
       {"fid", "Fréchet distance (FID with Inception-v3) to reference statistics; --pr adds precision/recall"},

@@ -42,6 +42,7 @@ struct Params {
   std::string images, ref_images, model;
   int64_t num = 0;
   bool pr = false;
+  int64_t budget = 0, first_num = 64, final_num = 1000;  // tune: images in all, seeds of the first round and the final
   std::vector<std::string> paired;
   int resamples = 200;  // FdSettings'
   double confidence = 0.95;

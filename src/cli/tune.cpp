@@ -1,0 +1,495 @@
+// `autoguide tune`: which guide, EMA length and w give the lowest FD, and does autoguidance beat CFG, from an
+// adaptive search (guidance_search.hpp) instead of a grid. Every point it measures is sampled and measured by
+// the rows of sweep (run_rows: the same seeds, PNGs, features, ranks); a point measured in an earlier round
+// only samples the seeds it lacks. OUT/tune.json records every evaluation and the answer, and is rewritten after
+// each round, with each point's features in OUT/points/, so that --resume continues a killed run.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+
+#include "atomic_file.hpp"
+#include "autoguide/error.hpp"
+#include "autoguide/format.hpp"
+#include "autoguide/guidance_search.hpp"
+#include "autoguide/seeds.hpp"
+#include "autoguide/version.hpp"
+#include "commands.hpp"
+#include "fd_options.hpp"
+#include "fd_report.hpp"
+#include "image_output.hpp"
+#include "json_input.hpp"
+#include "nets.hpp"
+#include "npy.hpp"
+#include "option_values.hpp"
+#include "rows.hpp"
+#include "sampling_options.hpp"
+
+namespace fs = std::filesystem;
+
+namespace autoguide::cli {
+
+namespace {
+
+// A candidate as the command line gave it: a guide file, a snapshot set at one EMA length, or the
+// unconditional net of CFG.
+struct TuneCandidate {
+  std::string label, group, path, stem;
+  std::optional<EmaRequest> ema;
+};
+
+std::string slug(std::string s) {
+  for (char& c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') c = '_';
+  return s;
+}
+
+// --guidance START:STOP:STEP: the range and the lattice it is searched on (the grid `sweep` would take).
+struct WeightRange {
+  double lo = 1, hi = 3, step = 0.05;
+};
+WeightRange parse_range(const std::string& text) {
+  if (std::count(text.begin(), text.end(), ':') != 2)
+    throw UsageError("tune searches a range: give --guidance START:STOP:STEP (e.g. 1:3:0.05), not " + text);
+  const std::vector<double> ws = parse_weights(text);
+  WeightRange r;
+  r.lo = ws.front(), r.hi = ws.back();
+  r.step = std::stod(text.substr(text.rfind(':') + 1));
+  return r;
+}
+
+std::vector<TuneCandidate> make_candidates(const Params& o) {
+  if (!o.presets.empty()) throw UsageError("tune takes nets, not presets: give --net and --gnet / --uncond");
+  if (o.net.empty()) throw UsageError("no main net: give --net MODEL.pt");
+  if (o.gnets.empty() && o.uncond.empty())
+    throw UsageError("no candidate to search: give --gnet GUIDE.pt (or a,b.pt) and/or --uncond U.pt");
+  const std::vector<EmaRequest> emas = ema_requests(o.gnet_ema, "--gnet-ema", o.ema_precision);
+  const std::optional<EmaRequest> net_ema = one_ema(o.net_ema, "--net-ema", o.ema_precision);
+  std::vector<TuneCandidate> out;
+  std::set<std::string> paths;
+  auto same_as_main = [&](const std::string& path, const std::optional<EmaRequest>& ema) {
+    std::error_code ec;
+    if (!fs::equivalent(path, o.net, ec)) return false;
+    return !ema || !net_ema || ema->std == net_ema->std;
+  };
+  for (const std::string& g : o.gnets) {
+    if (g.empty()) throw UsageError("--gnet has an empty item; give files separated by commas");
+    if (!paths.insert(g).second) throw UsageError("--gnet lists " + g + " twice");
+    const std::string name = fs::path(g).filename().string(), stem = fs::path(g).stem().string();
+    if (!emas.empty() && is_snapshot_set(g)) {
+      for (const EmaRequest& e : emas) {
+        char std_text[32];
+        std::snprintf(std_text, sizeof std_text, "%.3f", e.std);
+        if (same_as_main(g, e)) throw UsageError("--gnet " + g + " at ema " + std_text + " is the main net itself; a guide must be a weaker net");
+        out.push_back({name + " ema=" + std_text, "autoguidance", g, slug(stem + "-ema" + std_text), e});
+      }
+      continue;
+    }
+    if (same_as_main(g, std::nullopt)) throw UsageError("--gnet " + g + " is the main net itself; a guide must be a weaker net");
+    out.push_back({name, "autoguidance", g, slug(stem), std::nullopt});
+  }
+  if (!o.uncond.empty()) {
+    if (same_as_main(o.uncond, std::nullopt)) throw UsageError("--uncond " + o.uncond + " is the main net itself");
+    out.push_back({fs::path(o.uncond).filename().string(), "cfg", o.uncond, slug(fs::path(o.uncond).stem().string()), std::nullopt});
+  }
+  return out;
+}
+
+// The features of every measured point, per space, on the seeds it has so far (rank 0), kept in OUT/points so
+// that a resumed run takes them back instead of sampling again.
+class PointStore {
+ public:
+  PointStore(fs::path dir, size_t spaces) : dir_(std::move(dir)), spaces_(spaces) {}
+  int64_t have(const std::string& key) const {
+    const auto it = features_.find(key);
+    return it == features_.end() ? 0 : it->second.front().size(0);
+  }
+  const torch::Tensor& get(const std::string& key, size_t space) const { return features_.at(key)[space]; }
+  void append(const std::string& key, const std::vector<torch::Tensor>& more) {
+    std::vector<torch::Tensor>& f = features_[key];
+    if (f.empty()) f = more;
+    else
+      for (size_t k = 0; k < spaces_; ++k) f[k] = torch::cat({f[k], more[k]});
+    fs::create_directories(dir_);
+    for (size_t k = 0; k < spaces_; ++k) {
+      const fs::path file = dir_ / (key + "." + std::to_string(k) + ".npy");
+      write_file_atomic(file.string(), encode_npy(f[k]));
+    }
+  }
+  // Takes back what a killed run saved: a point's features in every space, of one length.
+  void load() {
+    if (!fs::is_directory(dir_)) return;
+    std::map<std::string, std::vector<torch::Tensor>> found;
+    for (const auto& e : fs::directory_iterator(dir_)) {
+      const std::string name = e.path().filename().string();
+      if (e.path().extension() != ".npy") continue;
+      const std::string stem = e.path().stem().string();  // KEY.SPACE
+      const size_t dot = stem.rfind('.');
+      if (dot == std::string::npos) continue;
+      const size_t space = std::stoul(stem.substr(dot + 1));
+      if (space >= spaces_) continue;
+      auto& v = found[stem.substr(0, dot)];
+      v.resize(spaces_);
+      v[space] = read_npy(e.path().string()).to(torch::kFloat32);
+    }
+    for (auto& [key, v] : found) {
+      bool whole = true;
+      for (const auto& t : v) whole &= t.defined() && t.size(0) == v.front().size(0);
+      if (whole) features_[key] = v;  // a point whose spaces disagree is measured again
+    }
+  }
+  size_t size() const { return features_.size(); }
+
+ private:
+  fs::path dir_;
+  size_t spaces_;
+  std::map<std::string, std::vector<torch::Tensor>> features_;
+};
+
+class TuneRun;
+
+// The search's measure: rank 0 decides what to sample and tells the other ranks; every rank samples its share.
+class CliMeasure : public SearchMeasure {
+ public:
+  explicit CliMeasure(TuneRun& run) : run_(run) {}
+  void extend(const std::vector<SearchPoint>& points, int64_t n) override;
+  FdEstimate estimate(const SearchPoint& p, int64_t n) override;
+  FdDifference difference(const SearchPoint& a, const SearchPoint& b, int64_t n) override;
+
+ private:
+  TuneRun& run_;
+};
+
+class TuneRun {
+ public:
+  TuneRun(const Params& o, const Ranks& ranks);
+  void run();
+  void follow();  // the other ranks: sample what rank 0 asks for until it is done
+
+  // For CliMeasure.
+  void sample(const nlohmann::json& plan);
+  std::string key(const SearchPoint& p) const;
+  const PointStore& points() const { return points_; }
+  const FdRun& fd() const { return *fd_; }
+  nlohmann::json plan_of(const std::vector<SearchPoint>& points, int64_t n) const;
+  const Ranks& ranks;
+
+ private:
+  Row make_row(const SearchPoint& p);
+  SearchOptions search_options() const;
+  nlohmann::json parameters() const;
+  nlohmann::json point_json(const SearchPoint& p, int64_t n, const FdEstimate& objective) const;
+  nlohmann::json round_json(const SearchRound& r) const;
+  nlohmann::json result_json(const SearchResult& r, const SearchCost& cost) const;
+  nlohmann::json preset_json(const SearchResult& r, size_t group) const;
+  void write_state(const nlohmann::json& state) const;
+  void check_resume() const;
+  void announce(const SearchCost& cost) const;
+
+  const Params& o;
+  const WeightRange range;
+  std::vector<TuneCandidate> candidates;
+  const SamplingSetup setup;
+  NetCache nets;
+  const Denoiser* main = nullptr;
+  std::vector<const Denoiser*> guides;  // per candidate
+  PixelDecoder* decoder = nullptr;
+  std::optional<FdRun> fd_;
+  PointStore points_;
+  std::vector<nlohmann::json> rounds_;
+};
+
+std::string seed_text(const Params& o) {
+  if (o.num != 0) throw UsageError("tune sets its seeds per round: drop --num, give --first-num and --final-num");
+  return o.given("--seeds") ? o.seeds : "0-" + std::to_string(std::max<int64_t>(o.final_num, 2) - 1);
+}
+
+TuneRun::TuneRun(const Params& o, const Ranks& ranks)
+    : ranks(ranks), o(o), range(parse_range(o.guidance)), candidates(make_candidates(o)),
+      setup(resolve_sampling(o, seed_text(o), ranks.shard())), nets(setup, o.vae),
+      points_(fs::path(o.out) / "points", o.detectors.size()) {
+  if (o.detectors.empty()) throw UsageError("tune needs an objective: give --detector X.pt --ref STATS.npz (the first pair is the objective)");
+  check_spaces(o);
+  if (static_cast<int64_t>(setup.base.seeds.size()) < o.final_num)
+    throw UsageError("--seeds has " + std::to_string(setup.base.seeds.size()) + " seeds; --final-num " +
+                     std::to_string(o.final_num) + " needs that many");
+  check_search(search_options());
+  main = &nets.get(o.net, one_ema(o.net_ema, "--net-ema", o.ema_precision), "nets.main_ema");
+  for (auto& c : candidates) {
+    guides.push_back(&nets.get(c.path, c.ema, "nets.guide_ema"));
+    if (guides.back()->info().label_dim == 0) c.group = "cfg";  // an unconditional guide is CFG, however given
+  }
+  decoder = &nets.decoder(*main);
+  fd_.emplace(open_fd(o, setup.device, decoder->image_shape(), (fs::path(o.out) / "features").string()));
+}
+
+SearchOptions TuneRun::search_options() const {
+  SearchOptions s;
+  for (const auto& c : candidates) s.candidates.push_back({c.label, c.group});
+  s.w_lo = range.lo, s.w_hi = range.hi, s.w_step = range.step;
+  s.first_num = o.first_num, s.final_num = o.final_num, s.budget = o.budget;
+  return s;
+}
+
+std::string TuneRun::key(const SearchPoint& p) const {
+  return p.w == 1 ? "unguided-w1.00" : candidates[p.candidate].stem + "-w" + format_weight(p.w);
+}
+
+// Each point's PNGs: OUT/images/KEY (the folder is the command's own, so --overwrite may clear it).
+std::string image_folder(const std::string& key) { return "images/" + key;
+}
+
+Row TuneRun::make_row(const SearchPoint& p) {
+  Row row;
+  const std::string label = p.w == 1 ? "unguided w=1.00" : candidates[p.candidate].label + " w=" + format_weight(p.w);
+  row.setting = {label, {main, guides[p.candidate], nullptr}, p.w};
+  row.decoder = decoder;
+  row.folder = image_folder(key(p));
+  return row;
+}
+
+nlohmann::json TuneRun::plan_of(const std::vector<SearchPoint>& points, int64_t n) const {
+  nlohmann::json plan = {{"n", n}, {"points", nlohmann::json::array()}};
+  for (const auto& p : points)  // a resumed run already has some: taken back from OUT/points
+    if (points_.have(key(p)) < n) plan["points"].push_back({{"candidate", p.candidate}, {"w", p.w}, {"from", points_.have(key(p))}});
+  return plan;
+}
+
+// Samples each point of a plan on the seeds it lacks: the points that lack the same seeds as one set of rows.
+void TuneRun::sample(const nlohmann::json& plan) {
+  const int64_t n = plan.at("n");
+  std::map<int64_t, std::vector<SearchPoint>> by_start;
+  for (const auto& p : plan.at("points")) by_start[p.at("from")].push_back({p.at("candidate"), p.at("w")});
+  for (const auto& [from, pts] : by_start) {
+    GenerateRequest base = setup.base;
+    base.seeds = std::vector<int64_t>(setup.base.seeds.begin() + from, setup.base.seeds.begin() + n);
+    std::vector<Row> rows;
+    for (const auto& p : pts) rows.push_back(make_row(p));
+    run_rows(rows, base, {o.out, 1, o.quiet}, *fd_, ranks);
+    if (!ranks.root()) continue;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      std::vector<torch::Tensor> more;
+      for (const auto& k : rows[i].feature_keys) more.push_back(fd_->features.get(k));
+      points_.append(key(pts[i]), more);
+    }
+  }
+}
+
+void CliMeasure::extend(const std::vector<SearchPoint>& points, int64_t n) {
+  const nlohmann::json plan = run_.plan_of(points, n);
+  if (plan["points"].empty()) return;
+  if (run_.ranks.get()) run_.ranks.get()->broadcast_string(plan.dump());
+  run_.sample(plan);
+}
+
+FdEstimate CliMeasure::estimate(const SearchPoint& p, int64_t n) {
+  const FdRun& fd = run_.fd();
+  return estimate_fd(run_.points().get(run_.key(p), 0).slice(0, 0, n), fd.spaces[0].ref, fd.settings);
+}
+
+FdDifference CliMeasure::difference(const SearchPoint& a, const SearchPoint& b, int64_t n) {
+  const FdRun& fd = run_.fd();
+  return fd_difference(run_.points().get(run_.key(a), 0).slice(0, 0, n), run_.points().get(run_.key(b), 0).slice(0, 0, n),
+                       fd.spaces[0].ref, fd.settings);
+}
+
+void TuneRun::follow() {
+  for (;;) {
+    const nlohmann::json plan = nlohmann::json::parse(ranks.get()->broadcast_string(""));
+    if (plan.contains("done")) return;
+    sample(plan);
+  }
+}
+
+// What decides the search's answer: a resumed run must have the same.
+nlohmann::json TuneRun::parameters() const {
+  nlohmann::json c = nlohmann::json::array();
+  for (const auto& k : candidates)
+    c.push_back({{"label", k.label}, {"group", k.group}, {"file", k.path},
+                 {"ema", k.ema ? nlohmann::json(k.ema->std) : nlohmann::json()}});
+  nlohmann::json p = {{"net", o.net},
+                      {"net_ema", o.net_ema},
+                      {"candidates", c},
+                      {"guidance", {{"lo", range.lo}, {"hi", range.hi}, {"step", range.step}}},
+                      {"first_num", o.first_num},
+                      {"final_num", o.final_num},
+                      {"budget", o.budget},
+                      {"seeds", seed_text(o)},
+                      {"detectors", o.detectors},
+                      {"refs", o.refs},
+                      {"bootstrap", bootstrap_json(fd_->settings)}};
+  p["sampling"] = sample_parameters(setup.base, {main, guides.front(), nullptr}, GuidanceMode::None, decoder);
+  for (const char* drop : {"seed", "class", "guidance", "mode", "gnet", "gnet_sha256", "guide_ema"}) p["sampling"].erase(drop);
+  return p;
+}
+
+nlohmann::json TuneRun::point_json(const SearchPoint& p, int64_t n, const FdEstimate& objective) const {
+  nlohmann::json j = {{"w", p.w}, {"seeds", n}, {"folder", image_folder(key(p))}, {"fd", estimate_json(objective)}};
+  for (size_t k = 1; k < fd_->spaces.size(); ++k)  // the other spaces: their values, to see whether they agree
+    j["other_spaces"][fd_->spaces[k].name] =
+        frechet_distance(feature_stats(points_.get(key(p), k).slice(0, 0, n)), fd_->spaces[k].ref);
+  return j;
+}
+
+nlohmann::json TuneRun::round_json(const SearchRound& r) const {
+  nlohmann::json cands = nlohmann::json::array();
+  for (size_t c = 0; c < r.candidates.size(); ++c) {
+    const CandidateRound& cr = r.candidates[c];
+    nlohmann::json j = {{"candidate", candidates[c].label}, {"group", candidates[c].group}, {"measured", cr.measured}};
+    if (cr.measured) {
+      nlohmann::json evals = nlohmann::json::array();
+      for (size_t k = 0; k < cr.weights.size(); ++k) evals.push_back(point_json({c, cr.weights[k]}, r.n, cr.fds[k]));
+      j.update({{"centre", cr.centre}, {"step", cr.step}, {"evaluations", evals}, {"best_w", cr.best_w},
+                {"at_edge", cr.at_edge}, {"converged", cr.converged}, {"leader", cr.leader}, {"dropped", cr.dropped},
+                {"vs_leader", cr.vs_leader ? difference_json(*cr.vs_leader, candidates[c].label, "leader") : nlohmann::json()},
+                {"drop_bound", std::isfinite(cr.drop_bound) ? nlohmann::json(cr.drop_bound) : nlohmann::json()}});
+    }
+    cands.push_back(j);
+  }
+  return {{"n", r.n}, {"images", r.images}, {"candidates", cands}};
+}
+
+// A configs/ entry for a group's winner: the files and the weight, with what was measured.
+nlohmann::json TuneRun::preset_json(const SearchResult& r, size_t group) const {
+  const FinalEstimate& f = r.finals[r.winners[group]];
+  const TuneCandidate& c = candidates[f.point.candidate];
+  nlohmann::json p = {{"net", o.net}, {"gnet", f.point.w == 1 ? nlohmann::json() : nlohmann::json(c.path)},
+                      {"guidance", f.point.w}, {"detector", o.detectors[0]}, {"ref", o.refs[0]}};
+  if (c.ema) p["gnet_ema"] = c.ema->std;
+  if (!o.net_ema.empty()) p["net_ema"] = o.net_ema;
+  p["reported"] = {{"fd_" + fd_->spaces[0].name, f.estimate.fd.value}, {"samples", f.estimate.fd.n}};
+  return p;
+}
+
+nlohmann::json TuneRun::result_json(const SearchResult& r, const SearchCost& cost) const {
+  nlohmann::json finals = nlohmann::json::array();
+  for (const auto& f : r.finals) {
+    const TuneCandidate& c = candidates[f.point.candidate];
+    nlohmann::json j = {{"candidate", c.label}, {"group", c.group}, {"w", f.point.w}, {"rank", f.rank},
+                        {"folder", image_folder(key(f.point))}, {"seeds", o.final_num}};
+    for (size_t k = 0; k < fd_->spaces.size(); ++k)
+      j["estimates"][fd_->spaces[k].name] =
+          k == 0 ? estimate_json(f.estimate)
+                 : estimate_json(estimate_fd(points_.get(key(f.point), k).slice(0, 0, o.final_num), fd_->spaces[k].ref, fd_->settings));
+    j["vs_winner"] = f.vs_winner ? difference_json(*f.vs_winner, c.label + " w=" + format_weight(f.point.w), "winner") : nlohmann::json();
+    finals.push_back(j);
+  }
+  nlohmann::json winners = nlohmann::json::object(), presets = nlohmann::json::object();
+  for (size_t g = 0; g < r.groups.size(); ++g) {
+    const FinalEstimate& f = r.finals[r.winners[g]];
+    winners[r.groups[g]] = {{"candidate", candidates[f.point.candidate].label}, {"w", f.point.w},
+                            {"estimate", estimate_json(f.estimate)}};
+    presets["tuned-" + r.groups[g]] = preset_json(r, g);
+  }
+  nlohmann::json j = {{"finals", finals}, {"winners", winners}, {"preset", presets}, {"stopped", r.stopped},
+                      {"images", r.images}, {"grid_images", cost.grid_images},
+                      {"grid", std::to_string(candidates.size()) + " candidates x the weights " +
+                                   format_weight(range.lo) + ":" + format_weight(range.hi) + ":" +
+                                   format_weight(range.step) + " at " + std::to_string(o.final_num) + " seeds"}};
+  if (r.between_groups) {
+    const FinalEstimate& a = r.finals[r.winners[0]];
+    const FinalEstimate& b = r.finals[r.winners[1]];
+    j["between_groups"] = difference_json(*r.between_groups, r.groups[0] + " " + candidates[a.point.candidate].label + " w=" + format_weight(a.point.w),
+                                          r.groups[1] + " " + candidates[b.point.candidate].label + " w=" + format_weight(b.point.w));
+  }
+  return j;
+}
+
+void TuneRun::write_state(const nlohmann::json& state) const {
+  nlohmann::json j = {{"tool", "autoguide " AUTOGUIDE_VERSION}, {"parameters", parameters()}, {"rounds", rounds_}};
+  j.update(state);
+  j["spaces"] = nlohmann::json::array();
+  for (size_t k = 0; k < fd_->spaces.size(); ++k)
+    j["spaces"].push_back({{"name", fd_->spaces[k].name}, {"detector", o.detectors[k]}, {"ref", o.refs[k]}, {"objective", k == 0}});
+  write_file_atomic((fs::path(o.out) / "tune.json").string(), j.dump(2) + "\n");
+}
+
+void TuneRun::check_resume() const {
+  const fs::path file = fs::path(o.out) / "tune.json";
+  if (!o.resume) {
+    if (!o.overwrite && fs::exists(file))
+      throw UsageError(file.string() + " already exists; add --resume to continue that run or --overwrite to start again");
+    return;
+  }
+  if (!fs::exists(file)) throw UsageError("--resume: " + file.string() + " does not exist; drop --resume to start a run");
+  std::ifstream in(file, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const nlohmann::json old = parse_json_input(text, file.string(), "; start again with --overwrite");
+  if (!old.contains("parameters") || old["parameters"] != parameters())
+    throw UsageError("--resume: " + file.string() + " was made with other options; give the same options, or "
+                     "--overwrite to start again");
+}
+
+void TuneRun::announce(const SearchCost& cost) const {
+  if (o.quiet) return;
+  std::cerr << "autoguide: tune: " << candidates.size() << " candidates, w in " << format_weight(range.lo) << ":"
+            << format_weight(range.hi) << " step " << format_weight(range.step) << "; first round " << o.first_num
+            << " seeds, final " << o.final_num << ". Planned: " << cost.images << " images in " << cost.rounds
+            << " rounds and the final if no candidate is dropped (fewer when some are); "
+            << (o.budget > 0 ? "budget " + std::to_string(o.budget) : std::string("no --budget")) << "; the grid it "
+            << "replaces: " << cost.grid_images << "\n";
+}
+
+void TuneRun::run() {
+  ranks.use_device(setup.device);
+  check_same_files(ranks, nets.file_hashes());
+  if (!ranks.root()) return follow();
+  std::optional<OutputLock> lock;
+  check_resume();
+  lock.emplace(OutputLock::claim_folder(o.out, "--out"));
+  if (o.overwrite && !o.resume)
+    for (const char* ours : {"points", "images", "features", "tune.json"}) fs::remove_all(fs::path(o.out) / ours);
+  if (o.resume) points_.load();
+  const SearchOptions so = search_options();
+  const SearchCost cost = search_cost(so);
+  announce(cost);
+  CliMeasure measure(*this);
+  SearchResult result;
+  try {
+    result = search_guidance(so, measure, [&](const SearchRound& r) {
+      rounds_.push_back(round_json(r));
+      write_state({{"state", "running"}});
+    });
+  } catch (...) {
+    if (ranks.get()) ranks.get()->broadcast_string(nlohmann::json{{"done", true}}.dump());
+    throw;
+  }
+  if (ranks.get()) ranks.get()->broadcast_string(nlohmann::json{{"done", true}}.dump());
+  nlohmann::json state = result_json(result, cost);
+  state["state"] = "done";
+  write_state(state);
+  if (o.quiet) return;
+  for (size_t g = 0; g < result.groups.size(); ++g) {
+    const FinalEstimate& f = result.finals[result.winners[g]];
+    std::cerr << "autoguide: best " << result.groups[g] << ": " << candidates[f.point.candidate].label
+              << " w=" << format_weight(f.point.w) << ", " << estimate_cells("fd", f.estimate) << "\n";
+  }
+  if (result.between_groups)
+    std::cerr << "autoguide: " << verdict_text(*result.between_groups, state["between_groups"]["a"], state["between_groups"]["b"]) << "\n";
+  std::cerr << "autoguide: tune spent " << result.images << " images (the grid: " << cost.grid_images << "); wrote "
+            << (fs::path(o.out) / "tune.json").string() << "\n";
+}
+
+}  // namespace
+
+void add_tune(CLI::App& app) {
+  auto* cmd = app.add_subcommand("tune", subcommand_help("tune"));
+  static Params o;
+  o.guidance = "1:3:0.05";
+  add_options(*cmd, o);
+  cmd->footer(
+      "Examples:\n"
+      "  autoguide tune --net main.pt --gnet guide.pt,guide-long.pt --uncond uncond.pt --guidance 1:3:0.05 \\\n"
+      "      --detector det.pt --ref ref.npz --budget 3000 --out out/tune\n"
+      "  autoguide tune --net main.pt --gnet guide-set.pt --gnet-ema 0.05:0.15:0.05 --detector det.pt --ref ref.npz "
+      "--out out/tune-ema");
+  cmd->callback([cmd] { run_as_rank(*cmd, o.dist_timeout, [](const Ranks& ranks) {
+    if (o.out.empty()) throw UsageError("no output folder: give --out DIR");
+    TuneRun(o, ranks).run();
+  }); });
+}
+
+}  // namespace autoguide::cli
