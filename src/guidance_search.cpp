@@ -51,6 +51,7 @@ using PointKey = std::pair<size_t, int64_t>;
 struct CandidateState {
   bool alive = true, converged = false;
   int64_t centre = 0, step = 0;  // lattice positions
+  double fd = 0;                 // at the centre, in the last round
 };
 
 class Search {
@@ -109,11 +110,15 @@ int64_t Search::cost(const std::vector<std::pair<size_t, std::vector<int64_t>>>&
   return images;
 }
 
-// The final estimate's images, were every survivor's best already measured on n seeds.
+// The final estimate's images, were the finalists' best points already measured on n seeds.
 int64_t Search::final_reserve(int64_t n) const {
-  int64_t alive = 0;
-  for (const auto& s : state_) alive += s.alive;
-  return alive * std::max<int64_t>(0, o_.final_num - n);
+  int64_t finalists = 0;
+  for (const std::string& g : groups_) {
+    int64_t alive = 0;
+    for (size_t c = 0; c < state_.size(); ++c) alive += state_[c].alive && o_.candidates[c].group == g;
+    finalists += std::min<int64_t>(alive, kFinalistsPerGroup);
+  }
+  return finalists * std::max<int64_t>(0, o_.final_num - n);
 }
 
 int64_t Search::extend(const std::vector<std::pair<size_t, std::vector<int64_t>>>& plan, int64_t n) {
@@ -165,6 +170,8 @@ SearchRound Search::round(int64_t n, bool first) {
       }
     }
     cr.best_w = lattice_.weight(s.centre);
+    for (size_t j = 0; j < ks.size(); ++j)
+      if (ks[j] == s.centre) s.fd = cr.fds[j].fd.value;
     cr.at_edge = lattice_.last > 0 && (s.centre == 0 || s.centre == lattice_.last);
     cr.converged = s.converged;
   }
@@ -219,8 +226,14 @@ bool Search::done() const {
 
 void Search::finish(SearchResult& result) {
   std::vector<std::pair<size_t, std::vector<int64_t>>> plan;
-  for (size_t c = 0; c < state_.size(); ++c)
-    if (state_[c].alive) plan.emplace_back(c, std::vector<int64_t>{state_[c].centre});
+  for (const std::string& g : groups_) {
+    std::vector<size_t> alive;
+    for (size_t c = 0; c < state_.size(); ++c)
+      if (state_[c].alive && o_.candidates[c].group == g) alive.push_back(c);
+    std::stable_sort(alive.begin(), alive.end(), [&](size_t a, size_t b) { return state_[a].fd < state_[b].fd; });
+    alive.resize(std::min<size_t>(alive.size(), kFinalistsPerGroup));
+    for (size_t c : alive) plan.emplace_back(c, std::vector<int64_t>{state_[c].centre});
+  }
   extend(plan, o_.final_num);
   // FD-inf ranks where it was estimated: it removes the bias that FD at a finite N carries.
   auto score = [](const FdEstimate& e) { return e.infinity ? e.infinity->value : e.fd.value; };
@@ -326,9 +339,13 @@ SearchCost search_cost(const SearchOptions& o) {
     n = next;
     ++cost.rounds;
   }
+  std::map<std::string, int64_t> per_group;
+  for (const auto& c : o.candidates) ++per_group[c.group];
+  int64_t finalists = 0;
+  for (const auto& [g, count] : per_group) finalists += std::min<int64_t>(count, kFinalistsPerGroup);
   cost.first_round = first_points * std::min(o.first_num, o.final_num) +
-                     candidates * std::max<int64_t>(0, o.final_num - std::min(o.first_num, o.final_num));
-  cost.images += candidates * std::max<int64_t>(0, o.final_num - n);
+                     finalists * std::max<int64_t>(0, o.final_num - std::min(o.first_num, o.final_num));
+  cost.images += finalists * std::max<int64_t>(0, o.final_num - n);
   int64_t grid_points = 0, unguided = 0;  // a grid samples w = 1 once too
   for (int64_t k = 0; k <= lattice.last; ++k) (lattice.weight(k) == 1 ? unguided : grid_points) += 1;
   cost.grid_images = (candidates * grid_points + std::min<int64_t>(unguided, 1)) * o.final_num;

@@ -17,8 +17,10 @@
 //  - Elimination (successive halving's idea with a test in place of a fixed fraction): within a group
 //    (autoguidance, CFG) a candidate is dropped when the paired interval of FD(its best) - FD(leader's best)
 //    lies wholly above 0 on the round's seeds, at the confidence Bonferroni-corrected for the group's rivals.
-//  - The final ranking: each survivor's best point measured on final_num seeds with its interval and, from
-//    kFdInfinityMinImages on, FD-inf, by which the survivors of a group are ranked (by FD below that).
+//  - The final ranking: the best point of each group's kFinalistsPerGroup survivors of lowest FD in the last
+//    round, measured on final_num seeds with its interval and, from kFdInfinityMinImages on, FD-inf, by which
+//    they are ranked (by FD below that). Two per group: the leader and the rival nearest it, whose paired
+//    difference is the one a user needs; further survivors would multiply the final's cost.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -30,6 +32,9 @@
 #include "autoguide/fd_uncertainty.hpp"
 
 namespace autoguide {
+
+// The survivors of a group that the final estimate measures.
+constexpr size_t kFinalistsPerGroup = 2;
 
 // A setting the search measures: a candidate at a weight.
 struct SearchPoint {
@@ -105,7 +110,7 @@ struct SearchRound {
   std::vector<CandidateRound> candidates;
 };
 
-// A survivor's best point on final_num seeds.
+// A finalist's best point on final_num seeds.
 struct FinalEstimate {
   SearchPoint point;
   FdEstimate estimate;

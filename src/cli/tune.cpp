@@ -216,12 +216,12 @@ TuneRun::TuneRun(const Params& o, const Ranks& ranks)
   if (static_cast<int64_t>(setup.base.seeds.size()) < o.final_num)
     throw UsageError("--seeds has " + std::to_string(setup.base.seeds.size()) + " seeds; --final-num " +
                      std::to_string(o.final_num) + " needs that many");
-  check_search(search_options());
   main = &nets.get(o.net, one_ema(o.net_ema, "--net-ema", o.ema_precision), "nets.main_ema");
   for (auto& c : candidates) {
     guides.push_back(&nets.get(c.path, c.ema, "nets.guide_ema"));
     if (guides.back()->info().label_dim == 0) c.group = "cfg";  // an unconditional guide is CFG, however given
   }
+  check_search(search_options());
   decoder = &nets.decoder(*main);
   fd_.emplace(open_fd(o, setup.device, decoder->image_shape(), (fs::path(o.out) / "features").string()));
 }
