@@ -44,7 +44,7 @@ def test_every_option_is_declared_once_and_grouped():
     assert all(o['group'] and o['help'] and o['commands'] for o in table())
     # The same name means the same thing everywhere: one entry, whatever subcommands take it.
     by_name = {o['name']: o for o in table()}
-    assert set(by_name['--gnet']['commands']) == {'generate', 'sweep', 'compare'}
+    assert set(by_name['--gnet']['commands']) == {'generate', 'sweep', 'compare', 'tune'}
     assert '--outdir' in by_name['--out']['aliases']
     assert by_name['--steps']['field'] == 'num_steps' and by_name['--models']['env'] == 'AUTOGUIDE_MODELS'
 
