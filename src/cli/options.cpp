@@ -244,6 +244,9 @@ std::vector<OptionSpec> make_table() {
       {"--resume", "", "Keep complete images from an earlier run and generate the rest (tune: continue a killed run "
        "from its measured points)", G::Output, {"generate", "tune"},
        "resume", "", flag([](Params& p) -> auto& { return p.resume; })},
+      {"--reuse", "DIR", "tune: take the points an earlier tune of the same nets and settings measured (another "
+       "objective, --first-num or --budget) instead of sampling them again",
+       G::Output, {"tune"}, "", "", value([](Params& p) -> auto& { return p.reuse; }, false)},
       {"--overwrite", "", "Replace the outputs of an earlier run", G::Output, {"generate", "sweep", "compare", "tune", "ref", "fid", "report"}, "",
        "", flag([](Params& p) -> auto& { return p.overwrite; })},
       {"--report", "[=FILE]", "Also write report.html, one offline page of the results (charts with intervals, "

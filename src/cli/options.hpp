@@ -35,6 +35,7 @@ struct Params {
   // Outputs.
   std::string out, grid, npy, features_out;
   std::string report;  // --report's FILE; empty with --report alone: the default place
+  std::string reuse;   // tune: an earlier tune's folder
   int grid_cols = 16;
   bool subdirs = false, resume = false, overwrite = false, json = false, quiet = false, markdown = false;
   // Feature spaces and image sets.

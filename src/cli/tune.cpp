@@ -27,6 +27,7 @@
 #include "option_values.hpp"
 #include "rows.hpp"
 #include "sampling_options.hpp"
+#include "tune_points.hpp"
 
 namespace fs = std::filesystem;
 
@@ -98,57 +99,6 @@ std::vector<TuneCandidate> make_candidates(const Params& o) {
   return out;
 }
 
-// The features of every measured point, per space, on the seeds it has so far (rank 0), kept in OUT/points so
-// that a resumed run takes them back instead of sampling again.
-class PointStore {
- public:
-  PointStore(fs::path dir, size_t spaces) : dir_(std::move(dir)), spaces_(spaces) {}
-  int64_t have(const std::string& key) const {
-    const auto it = features_.find(key);
-    return it == features_.end() ? 0 : it->second.front().size(0);
-  }
-  const torch::Tensor& get(const std::string& key, size_t space) const { return features_.at(key)[space]; }
-  void append(const std::string& key, const std::vector<torch::Tensor>& more) {
-    std::vector<torch::Tensor>& f = features_[key];
-    if (f.empty()) f = more;
-    else
-      for (size_t k = 0; k < spaces_; ++k) f[k] = torch::cat({f[k], more[k]});
-    fs::create_directories(dir_);
-    for (size_t k = 0; k < spaces_; ++k) {
-      const fs::path file = dir_ / (key + "." + std::to_string(k) + ".npy");
-      write_file_atomic(file.string(), encode_npy(f[k]));
-    }
-  }
-  // Takes back what a killed run saved: a point's features in every space, of one length.
-  void load() {
-    if (!fs::is_directory(dir_)) return;
-    std::map<std::string, std::vector<torch::Tensor>> found;
-    for (const auto& e : fs::directory_iterator(dir_)) {
-      const std::string name = e.path().filename().string();
-      if (e.path().extension() != ".npy") continue;
-      const std::string stem = e.path().stem().string();  // KEY.SPACE
-      const size_t dot = stem.rfind('.');
-      if (dot == std::string::npos) continue;
-      const size_t space = std::stoul(stem.substr(dot + 1));
-      if (space >= spaces_) continue;
-      auto& v = found[stem.substr(0, dot)];
-      v.resize(spaces_);
-      v[space] = read_npy(e.path().string()).to(torch::kFloat32);
-    }
-    for (auto& [key, v] : found) {
-      bool whole = true;
-      for (const auto& t : v) whole &= t.defined() && t.size(0) == v.front().size(0);
-      if (whole) features_[key] = v;  // a point whose spaces disagree is measured again
-    }
-  }
-  size_t size() const { return features_.size(); }
-
- private:
-  fs::path dir_;
-  size_t spaces_;
-  std::map<std::string, std::vector<torch::Tensor>> features_;
-};
-
 class TuneRun;
 
 // The search's measure: rank 0 decides what to sample and tells the other ranks; every rank samples its share.
@@ -172,7 +122,7 @@ class TuneRun {
   // For CliMeasure.
   void sample(const nlohmann::json& plan);
   std::string key(const SearchPoint& p) const;
-  const PointStore& points() const { return points_; }
+  const PointStore& points() const { return *points_; }
   const FdRun& fd() const { return *fd_; }
   nlohmann::json plan_of(const std::vector<SearchPoint>& points, int64_t n) const;
   const Ranks& ranks;
@@ -187,6 +137,7 @@ class TuneRun {
   nlohmann::json preset_json(const SearchResult& r, size_t group) const;
   void write_state(const nlohmann::json& state) const;
   void check_resume() const;
+  void reuse_points();
   void announce(const SearchCost& cost) const;
 
   const Params& o;
@@ -198,8 +149,9 @@ class TuneRun {
   std::vector<const Denoiser*> guides;  // per candidate
   PixelDecoder* decoder = nullptr;
   std::optional<FdRun> fd_;
-  PointStore points_;
+  std::optional<PointStore> points_;
   std::vector<nlohmann::json> rounds_;
+  int64_t sampled_ = 0;  // images this process's run sampled (rank 0 counts every rank's)
 };
 
 std::string seed_text(const Params& o) {
@@ -209,8 +161,7 @@ std::string seed_text(const Params& o) {
 
 TuneRun::TuneRun(const Params& o, const Ranks& ranks)
     : ranks(ranks), o(o), range(parse_range(o.guidance)), candidates(make_candidates(o)),
-      setup(resolve_sampling(o, seed_text(o), ranks.shard())), nets(setup, o.vae),
-      points_(fs::path(o.out) / "points", o.detectors.size()) {
+      setup(resolve_sampling(o, seed_text(o), ranks.shard())), nets(setup, o.vae) {
   if (o.detectors.empty()) throw UsageError("tune needs an objective: give --detector X.pt --ref STATS.npz (the first pair is the objective)");
   check_spaces(o);
   if (static_cast<int64_t>(setup.base.seeds.size()) < o.final_num)
@@ -224,6 +175,9 @@ TuneRun::TuneRun(const Params& o, const Ranks& ranks)
   check_search(search_options());
   decoder = &nets.decoder(*main);
   fd_.emplace(open_fd(o, setup.device, decoder->image_shape(), (fs::path(o.out) / "features").string()));
+  std::vector<std::string> names;
+  for (const auto& s : fd_->spaces) names.push_back(s.name);
+  points_.emplace(fs::path(o.out) / "points", names);
 }
 
 SearchOptions TuneRun::search_options() const {
@@ -254,7 +208,7 @@ Row TuneRun::make_row(const SearchPoint& p) {
 nlohmann::json TuneRun::plan_of(const std::vector<SearchPoint>& points, int64_t n) const {
   nlohmann::json plan = {{"n", n}, {"points", nlohmann::json::array()}};
   for (const auto& p : points)  // a resumed run already has some: taken back from OUT/points
-    if (points_.have(key(p)) < n) plan["points"].push_back({{"candidate", p.candidate}, {"w", p.w}, {"from", points_.have(key(p))}});
+    if (points_->have(key(p)) < n) plan["points"].push_back({{"candidate", p.candidate}, {"w", p.w}, {"from", points_->have(key(p))}});
   return plan;
 }
 
@@ -268,12 +222,13 @@ void TuneRun::sample(const nlohmann::json& plan) {
     base.seeds = std::vector<int64_t>(setup.base.seeds.begin() + from, setup.base.seeds.begin() + n);
     std::vector<Row> rows;
     for (const auto& p : pts) rows.push_back(make_row(p));
+    sampled_ += static_cast<int64_t>(rows.size()) * (n - from);
     run_rows(rows, base, {o.out, 1, o.quiet}, *fd_, ranks);
     if (!ranks.root()) continue;
     for (size_t i = 0; i < rows.size(); ++i) {
       std::vector<torch::Tensor> more;
       for (const auto& k : rows[i].feature_keys) more.push_back(fd_->features.get(k));
-      points_.append(key(pts[i]), more);
+      points_->append(key(pts[i]), more);
     }
   }
 }
@@ -330,7 +285,7 @@ nlohmann::json TuneRun::point_json(const SearchPoint& p, int64_t n, const FdEsti
   nlohmann::json j = {{"w", p.w}, {"seeds", n}, {"folder", image_folder(key(p))}, {"fd", estimate_json(objective)}};
   for (size_t k = 1; k < fd_->spaces.size(); ++k)  // the other spaces: their values, to see whether they agree
     j["other_spaces"][fd_->spaces[k].name] =
-        frechet_distance(feature_stats(points_.get(key(p), k).slice(0, 0, n)), fd_->spaces[k].ref);
+        frechet_distance(feature_stats(points_->get(key(p), k).slice(0, 0, n)), fd_->spaces[k].ref);
   return j;
 }
 
@@ -373,7 +328,7 @@ nlohmann::json TuneRun::result_json(const SearchResult& r, const SearchCost& cos
     for (size_t k = 0; k < fd_->spaces.size(); ++k)
       j["estimates"][fd_->spaces[k].name] =
           k == 0 ? estimate_json(f.estimate)
-                 : estimate_json(estimate_fd(points_.get(key(f.point), k).slice(0, 0, o.final_num), fd_->spaces[k].ref, fd_->settings));
+                 : estimate_json(estimate_fd(points_->get(key(f.point), k).slice(0, 0, o.final_num), fd_->spaces[k].ref, fd_->settings));
     j["vs_winner"] = f.vs_winner ? difference_json(*f.vs_winner, c.label + " w=" + format_weight(f.point.w), "winner") : nlohmann::json();
     finals.push_back(j);
   }
@@ -423,6 +378,26 @@ void TuneRun::check_resume() const {
                      "--overwrite to start again");
 }
 
+// --reuse DIR: another tune of the same nets, candidates and sampling (its objective, first round or budget may
+// differ): its points' images are these, so their features are taken instead of sampling again.
+void TuneRun::reuse_points() {
+  const fs::path file = fs::path(o.reuse) / "tune.json";
+  if (!fs::exists(file)) throw UsageError("--reuse: " + file.string() + " does not exist; give the folder of an earlier tune");
+  std::ifstream in(file, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  nlohmann::json theirs = parse_json_input(text, file.string(), "; give the folder of an earlier tune").value("parameters", nlohmann::json());
+  nlohmann::json ours = parameters();
+  for (const char* free : {"detectors", "refs", "budget", "first_num", "bootstrap"}) {
+    if (theirs.is_object()) theirs.erase(free);
+    ours.erase(free);
+  }
+  if (theirs != ours)
+    throw UsageError("--reuse: " + file.string() + " sampled other nets, candidates, seeds or settings; its images "
+                     "are not this run's (only the detectors, --first-num and --budget may differ)");
+  const size_t taken = points_->load(fs::path(o.reuse) / "points");
+  if (!o.quiet) std::cerr << "autoguide: tune: took " << taken << " measured points from " << o.reuse << "\n";
+}
+
 void TuneRun::announce(const SearchCost& cost) const {
   if (o.quiet) return;
   std::cerr << "autoguide: tune: " << candidates.size() << " candidates, w in " << format_weight(range.lo) << ":"
@@ -442,7 +417,8 @@ void TuneRun::run() {
   lock.emplace(OutputLock::claim_folder(o.out, "--out"));
   if (o.overwrite && !o.resume)
     for (const char* ours : {"points", "images", "features", "tune.json"}) fs::remove_all(fs::path(o.out) / ours);
-  if (o.resume) points_.load();
+  if (o.resume) points_->load(fs::path(o.out) / "points");
+  if (!o.reuse.empty()) reuse_points();
   const SearchOptions so = search_options();
   const SearchCost cost = search_cost(so);
   announce(cost);
@@ -469,7 +445,8 @@ void TuneRun::run() {
   }
   if (result.between_groups)
     std::cerr << "autoguide: " << verdict_text(*result.between_groups, state["between_groups"]["a"], state["between_groups"]["b"]) << "\n";
-  std::cerr << "autoguide: tune spent " << result.images << " images (the grid: " << cost.grid_images << "); wrote "
+  std::cerr << "autoguide: tune spent " << result.images << " images (the grid: " << cost.grid_images << "; sampled by "
+            << "this run: " << sampled_ << "); wrote "
             << (fs::path(o.out) / "tune.json").string() << "\n";
 }
 

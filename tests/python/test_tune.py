@@ -209,3 +209,28 @@ def test_without_budget_it_says_what_it_will_spend(nets, metric, tmp_path):
     r = ok(*[a for a in tune_args(nets, metric, tmp_path / 'o') if a != '--quiet'])
     first = r.stderr.splitlines()[0]
     assert 'Planned:' in first and 'no --budget' in first and 'the grid it replaces: 272' in first, first
+
+
+def test_reuse_takes_another_objectives_points(nets, metric, metric2, tmp_path):
+    """A second tune of the same nets with the other space as objective takes the first's points (the images are
+    the same) and ends with the tune.json of a run that sampled everything itself."""
+    def args(out, first, second, *extra, steps=4):
+        fast = list(FAST)
+        fast[fast.index('--steps') + 1] = steps
+        return ['tune', '--net', nets['main'], '--gnet', nets['guide'], '--uncond', nets['uncond'], '--guidance',
+                '1:3:0.25', '--first-num', 8, '--final-num', 16, '--detector', first['detector'], '--ref',
+                first['ref'], '--detector', second['detector'], '--ref', second['ref'], '--resamples', RESAMPLES,
+                '--out', out, *fast, *extra]
+    ok(*args(tmp_path / 'a', metric, metric2, '-q'))
+    r = ok(*args(tmp_path / 'b', metric2, metric, '--reuse', tmp_path / 'a'))
+    taken = int(r.stderr.split('took ')[1].split()[0])
+    sampled = int(r.stderr.split('sampled by this run: ')[1].split(')')[0])
+    fresh = ok(*args(tmp_path / 'c', metric2, metric))
+    spent = json.loads((tmp_path / 'c' / 'tune.json').read_text())['images']
+    assert taken > 0 and sampled < spent, r.stderr
+    assert int(fresh.stderr.split('sampled by this run: ')[1].split(')')[0]) == spent
+    b, c = (json.loads((tmp_path / d / 'tune.json').read_text()) for d in ('b', 'c'))
+    assert b == c
+    # Other nets or settings: their images are not these.
+    bad(*args(tmp_path / 'd', metric2, metric, '--reuse', tmp_path / 'a', steps=5), message='its images are not this run')
+    assert not (tmp_path / 'd').exists()
