@@ -101,6 +101,15 @@ std::vector<TuneCandidate> make_candidates(const Params& o) {
 
 class TuneRun;
 
+// An earlier run's tune.json (it may be damaged: UsageError naming it, with `fix`).
+nlohmann::json read_tune_json(const fs::path& file, const std::string& fix) {
+  std::ifstream in(file, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  nlohmann::json j = parse_json_input(text, file.string(), fix);
+  if (!j.is_object()) throw UsageError(file.string() + " is not a tune.json" + fix);
+  return j;
+}
+
 // The search's measure: rank 0 decides what to sample and tells the other ranks; every rank samples its share.
 class CliMeasure : public SearchMeasure {
  public:
@@ -370,9 +379,7 @@ void TuneRun::check_resume() const {
     return;
   }
   if (!fs::exists(file)) throw UsageError("--resume: " + file.string() + " does not exist; drop --resume to start a run");
-  std::ifstream in(file, std::ios::binary);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const nlohmann::json old = parse_json_input(text, file.string(), "; start again with --overwrite");
+  const nlohmann::json old = read_tune_json(file, "; start again with --overwrite");
   if (!old.contains("parameters") || old["parameters"] != parameters())
     throw UsageError("--resume: " + file.string() + " was made with other options; give the same options, or "
                      "--overwrite to start again");
@@ -383,9 +390,7 @@ void TuneRun::check_resume() const {
 void TuneRun::reuse_points() {
   const fs::path file = fs::path(o.reuse) / "tune.json";
   if (!fs::exists(file)) throw UsageError("--reuse: " + file.string() + " does not exist; give the folder of an earlier tune");
-  std::ifstream in(file, std::ios::binary);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  nlohmann::json theirs = parse_json_input(text, file.string(), "; give the folder of an earlier tune").value("parameters", nlohmann::json());
+  nlohmann::json theirs = read_tune_json(file, "; give the folder of an earlier tune").value("parameters", nlohmann::json());
   nlohmann::json ours = parameters();
   for (const char* free : {"detectors", "refs", "budget", "first_num", "bootstrap"}) {
     if (theirs.is_object()) theirs.erase(free);
