@@ -66,7 +66,12 @@ class Search {
 
  private:
   SearchPoint point(size_t c, int64_t k) const { return {c, lattice_.weight(k)}; }
-  PointKey key(size_t c, int64_t k) const { return {lattice_.weight(k) == 1 ? kShared : c, k}; }
+  PointKey key(size_t c, int64_t k) const {
+    if (lattice_.weight(k) != 1) return {c, k};
+    size_t first = 0;  // the first candidate of the same main net stands for all of them
+    while (o_.candidates[first].main != o_.candidates[c].main) ++first;
+    return {kShared - first, k};
+  }
   // The positions a candidate measures this round.
   std::vector<int64_t> positions(size_t c, bool first) const;
   // Images that giving every (candidate, positions) n seeds would sample.
@@ -328,7 +333,10 @@ SearchCost search_cost(const SearchOptions& o) {
   SearchCost cost;
   const std::vector<double> ws = first_weights(o);
   const auto guided = static_cast<int64_t>(std::count_if(ws.begin(), ws.end(), [](double w) { return w != 1; }));
-  const int64_t first_points = candidates * guided + (guided < static_cast<int64_t>(ws.size()));
+  std::set<std::string> mains;
+  for (const auto& c : o.candidates) mains.insert(c.main);
+  const auto unguided_points = static_cast<int64_t>(mains.size());
+  const int64_t first_points = candidates * guided + (guided < static_cast<int64_t>(ws.size())) * unguided_points;
   int64_t n = std::min(o.first_num, o.final_num);
   cost.images = first_points * n;
   cost.rounds = 1;
@@ -348,7 +356,7 @@ SearchCost search_cost(const SearchOptions& o) {
   cost.images += finalists * std::max<int64_t>(0, o.final_num - n);
   int64_t grid_points = 0, unguided = 0;  // a grid samples w = 1 once too
   for (int64_t k = 0; k <= lattice.last; ++k) (lattice.weight(k) == 1 ? unguided : grid_points) += 1;
-  cost.grid_images = (candidates * grid_points + std::min<int64_t>(unguided, 1)) * o.final_num;
+  cost.grid_images = (candidates * grid_points + std::min<int64_t>(unguided, 1) * unguided_points) * o.final_num;
   return cost;
 }
 

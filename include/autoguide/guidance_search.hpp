@@ -43,7 +43,7 @@ struct SearchPoint {
 };
 
 // What the search asks of whoever samples and measures (the CLI's sampler and detector; a synthetic objective
-// in the tests). Points at w = 1 sample without their guide: they are one setting, whatever the candidate.
+// in the tests). Points at w = 1 sample without their guide: one setting for every candidate of one main net.
 class SearchMeasure {
  public:
   virtual ~SearchMeasure() = default;
@@ -58,6 +58,7 @@ class SearchMeasure {
 struct SearchCandidate {
   std::string label;
   std::string group;  // "autoguidance", "cfg": a winner is named per group, candidates compete within theirs
+  std::string main;   // the main net's identity: candidates of one main net share their w = 1 point
 };
 
 struct SearchOptions {

@@ -36,10 +36,12 @@ namespace autoguide::cli {
 namespace {
 
 // A candidate as the command line gave it: a guide file, a snapshot set at one EMA length, or the
-// unconditional net of CFG.
+// unconditional net of CFG; with the main net at one of its --net-ema lengths when it is a snapshot set.
 struct TuneCandidate {
   std::string label, group, path, stem;
   std::optional<EmaRequest> ema;
+  std::optional<EmaRequest> net_ema;
+  std::string main_stem;  // "" for one main net; "main-ema0.100" where --net-ema lists several
 };
 
 std::string slug(std::string s) {
@@ -62,40 +64,52 @@ WeightRange parse_range(const std::string& text) {
   return r;
 }
 
+std::string std_text(double std) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3f", std);
+  return text;
+}
+
+// Each guide (a file, or a set at each --gnet-ema length) and --uncond, crossed with the main net's lengths.
 std::vector<TuneCandidate> make_candidates(const Params& o) {
   if (!o.presets.empty()) throw UsageError("tune takes nets, not presets: give --net and --gnet / --uncond");
   if (o.net.empty()) throw UsageError("no main net: give --net MODEL.pt");
   if (o.gnets.empty() && o.uncond.empty())
     throw UsageError("no candidate to search: give --gnet GUIDE.pt (or a,b.pt) and/or --uncond U.pt");
   const std::vector<EmaRequest> emas = ema_requests(o.gnet_ema, "--gnet-ema", o.ema_precision);
-  const std::optional<EmaRequest> net_ema = one_ema(o.net_ema, "--net-ema", o.ema_precision);
-  std::vector<TuneCandidate> out;
+  std::vector<std::optional<EmaRequest>> net_emas;
+  for (const EmaRequest& e : ema_requests(o.net_ema, "--net-ema", o.ema_precision)) net_emas.emplace_back(e);
+  if (net_emas.empty()) net_emas.emplace_back(std::nullopt);
+  std::vector<TuneCandidate> guides;
   std::set<std::string> paths;
-  auto same_as_main = [&](const std::string& path, const std::optional<EmaRequest>& ema) {
-    std::error_code ec;
-    if (!fs::equivalent(path, o.net, ec)) return false;
-    return !ema || !net_ema || ema->std == net_ema->std;
-  };
   for (const std::string& g : o.gnets) {
     if (g.empty()) throw UsageError("--gnet has an empty item; give files separated by commas");
     if (!paths.insert(g).second) throw UsageError("--gnet lists " + g + " twice");
     const std::string name = fs::path(g).filename().string(), stem = fs::path(g).stem().string();
     if (!emas.empty() && is_snapshot_set(g)) {
-      for (const EmaRequest& e : emas) {
-        char std_text[32];
-        std::snprintf(std_text, sizeof std_text, "%.3f", e.std);
-        if (same_as_main(g, e)) throw UsageError("--gnet " + g + " at ema " + std_text + " is the main net itself; a guide must be a weaker net");
-        out.push_back({name + " ema=" + std_text, "autoguidance", g, slug(stem + "-ema" + std_text), e});
-      }
+      for (const EmaRequest& e : emas)
+        guides.push_back({name + " ema=" + std_text(e.std), "autoguidance", g, slug(stem + "-ema" + std_text(e.std)), e, {}, ""});
       continue;
     }
-    if (same_as_main(g, std::nullopt)) throw UsageError("--gnet " + g + " is the main net itself; a guide must be a weaker net");
-    out.push_back({name, "autoguidance", g, slug(stem), std::nullopt});
+    guides.push_back({name, "autoguidance", g, slug(stem), std::nullopt, {}, ""});
   }
-  if (!o.uncond.empty()) {
-    if (same_as_main(o.uncond, std::nullopt)) throw UsageError("--uncond " + o.uncond + " is the main net itself");
-    out.push_back({fs::path(o.uncond).filename().string(), "cfg", o.uncond, slug(fs::path(o.uncond).stem().string()), std::nullopt});
-  }
+  if (!o.uncond.empty())
+    guides.push_back({fs::path(o.uncond).filename().string(), "cfg", o.uncond, slug(fs::path(o.uncond).stem().string()), std::nullopt, {}, ""});
+  std::vector<TuneCandidate> out;
+  for (const auto& net_ema : net_emas)
+    for (TuneCandidate c : guides) {
+      std::error_code ec;
+      if (fs::equivalent(c.path, o.net, ec) && (!c.ema || !net_ema || c.ema->std == net_ema->std))
+        throw UsageError(c.path + (c.ema ? " at ema " + std_text(c.ema->std) : std::string()) +
+                         " is the main net itself; a guide must be a weaker net (give another --gnet or --uncond)");
+      c.net_ema = net_ema;
+      if (net_emas.size() > 1) {
+        c.main_stem = "main-ema" + std_text(net_ema->std);
+        c.label = "main ema=" + std_text(net_ema->std) + ", " + c.label;
+        c.stem = c.main_stem + "-" + c.stem;
+      }
+      out.push_back(c);
+    }
   return out;
 }
 
@@ -154,7 +168,7 @@ class TuneRun {
   std::vector<TuneCandidate> candidates;
   const SamplingSetup setup;
   NetCache nets;
-  const Denoiser* main = nullptr;
+  std::vector<const Denoiser*> mains;  // per candidate
   std::vector<const Denoiser*> guides;  // per candidate
   PixelDecoder* decoder = nullptr;
   std::optional<FdRun> fd_;
@@ -176,13 +190,13 @@ TuneRun::TuneRun(const Params& o, const Ranks& ranks)
   if (static_cast<int64_t>(setup.base.seeds.size()) < o.final_num)
     throw UsageError("--seeds has " + std::to_string(setup.base.seeds.size()) + " seeds; --final-num " +
                      std::to_string(o.final_num) + " needs that many");
-  main = &nets.get(o.net, one_ema(o.net_ema, "--net-ema", o.ema_precision), "nets.main_ema");
   for (auto& c : candidates) {
+    mains.push_back(&nets.get(o.net, c.net_ema, "nets.main_ema"));
     guides.push_back(&nets.get(c.path, c.ema, "nets.guide_ema"));
     if (guides.back()->info().label_dim == 0) c.group = "cfg";  // an unconditional guide is CFG, however given
   }
   check_search(search_options());
-  decoder = &nets.decoder(*main);
+  decoder = &nets.decoder(*mains.front());  // one decoder: the lengths of one net decode alike
   fd_.emplace(open_fd(o, setup.device, decoder->image_shape(), (fs::path(o.out) / "features").string()));
   std::vector<std::string> names;
   for (const auto& s : fd_->spaces) names.push_back(s.name);
@@ -191,14 +205,16 @@ TuneRun::TuneRun(const Params& o, const Ranks& ranks)
 
 SearchOptions TuneRun::search_options() const {
   SearchOptions s;
-  for (const auto& c : candidates) s.candidates.push_back({c.label, c.group});
+  for (const auto& c : candidates) s.candidates.push_back({c.label, c.group, c.main_stem});
   s.w_lo = range.lo, s.w_hi = range.hi, s.w_step = range.step;
   s.first_num = o.first_num, s.final_num = o.final_num, s.budget = o.budget;
   return s;
 }
 
 std::string TuneRun::key(const SearchPoint& p) const {
-  return p.w == 1 ? "unguided-w1.00" : candidates[p.candidate].stem + "-w" + format_weight(p.w);
+  const TuneCandidate& c = candidates[p.candidate];
+  if (p.w != 1) return c.stem + "-w" + format_weight(p.w);
+  return c.main_stem.empty() ? "unguided-w1.00" : "unguided-" + c.main_stem + "-w1.00";
 }
 
 // Each point's PNGs: OUT/images/KEY (the folder is the command's own, so --overwrite may clear it).
@@ -207,8 +223,10 @@ std::string image_folder(const std::string& key) { return "images/" + key;
 
 Row TuneRun::make_row(const SearchPoint& p) {
   Row row;
-  const std::string label = p.w == 1 ? "unguided w=1.00" : candidates[p.candidate].label + " w=" + format_weight(p.w);
-  row.setting = {label, {main, guides[p.candidate], nullptr}, p.w};
+  const TuneCandidate& c = candidates[p.candidate];
+  const std::string label = p.w != 1 ? c.label + " w=" + format_weight(p.w)
+                            : c.main_stem.empty() ? "unguided w=1.00" : "unguided " + c.main_stem + " w=1.00";
+  row.setting = {label, {mains[p.candidate], guides[p.candidate], nullptr}, p.w};
   row.decoder = decoder;
   row.folder = image_folder(key(p));
   return row;
@@ -273,7 +291,8 @@ nlohmann::json TuneRun::parameters() const {
   nlohmann::json c = nlohmann::json::array();
   for (const auto& k : candidates)
     c.push_back({{"label", k.label}, {"group", k.group}, {"file", k.path},
-                 {"ema", k.ema ? nlohmann::json(k.ema->std) : nlohmann::json()}});
+                 {"ema", k.ema ? nlohmann::json(k.ema->std) : nlohmann::json()},
+                 {"net_ema", k.net_ema ? nlohmann::json(k.net_ema->std) : nlohmann::json()}});
   nlohmann::json p = {{"net", o.net},
                       {"net_ema", o.net_ema},
                       {"candidates", c},
@@ -285,7 +304,7 @@ nlohmann::json TuneRun::parameters() const {
                       {"detectors", o.detectors},
                       {"refs", o.refs},
                       {"bootstrap", bootstrap_json(fd_->settings)}};
-  p["sampling"] = sample_parameters(setup.base, {main, guides.front(), nullptr}, GuidanceMode::None, decoder);
+  p["sampling"] = sample_parameters(setup.base, {mains.front(), guides.front(), nullptr}, GuidanceMode::None, decoder);
   for (const char* drop : {"seed", "class", "guidance", "mode", "gnet", "gnet_sha256", "guide_ema"}) p["sampling"].erase(drop);
   return p;
 }
@@ -323,7 +342,7 @@ nlohmann::json TuneRun::preset_json(const SearchResult& r, size_t group) const {
   nlohmann::json p = {{"net", o.net}, {"gnet", f.point.w == 1 ? nlohmann::json() : nlohmann::json(c.path)},
                       {"guidance", f.point.w}, {"detector", o.detectors[0]}, {"ref", o.refs[0]}};
   if (c.ema) p["gnet_ema"] = c.ema->std;
-  if (!o.net_ema.empty()) p["net_ema"] = o.net_ema;
+  if (c.net_ema) p["net_ema"] = c.net_ema->std;
   p["reported"] = {{"fd_" + fd_->spaces[0].name, f.estimate.fd.value}, {"samples", f.estimate.fd.n}};
   return p;
 }

@@ -13,9 +13,11 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from cli import BIN, autoguide, ok, requires_bin  # noqa: F401
 from test_distributed import by_hand, codes
+from test_phema_set import series  # noqa: F401
 from test_fd_cli import RESAMPLES, assert_close, fd, interval, paired, ref_stats
 from test_sweep_compare import FAST, FD_RTOL, bad, metric, metric2  # noqa: F401
 
@@ -234,3 +236,27 @@ def test_reuse_takes_another_objectives_points(nets, metric, metric2, tmp_path):
     # Other nets or settings: their images are not these.
     bad(*args(tmp_path / 'd', metric2, metric, '--reuse', tmp_path / 'a', steps=5), message='its images are not this run')
     assert not (tmp_path / 'd').exists()
+
+
+def test_main_net_ema_lengths_are_an_axis(series, metric, tmp_path):
+    """--net SET --net-ema A,B crosses the main net's lengths with the guides: a candidate each, an unguided point
+    each, and a point's PNGs are generate's with the same lengths."""
+    out = tmp_path / 'ema'
+    ok('tune', '--net', series['set'], '--net-ema', '0.05,0.1', '--gnet', series['main'], '--guidance', '1:2:0.5',
+       '--first-num', 4, '--final-num', 4, '--detector', metric['detector'], '--ref', metric['ref'],
+       '--resamples', RESAMPLES, '--out', out, '-q', *FAST)
+    t = json.loads((out / 'tune.json').read_text())
+    assert [c['label'] for c in t['parameters']['candidates']] == ['main ema=0.050, main.pt', 'main ema=0.100, main.pt']
+    assert [c['net_ema'] for c in t['parameters']['candidates']] == [0.05, 0.1]
+    evals = [e for c in t['rounds'][0]['candidates'] for e in c['evaluations']]
+    assert {e['folder'] for e in evals if e['w'] == 1} == {'images/unguided-main-ema0.050-w1.00',
+                                                           'images/unguided-main-ema0.100-w1.00'}
+    point = out / 'images' / 'main-ema0.100-main-w1.50'
+    ok('generate', '--net', series['set'], '--net-ema', '0.1', '--gnet', series['main'], '--guidance', 1.5,
+       '--seeds', '0-3', '--out', tmp_path / 'gen', '-q', *FAST)
+    for seed in range(4):
+        name = f'{seed:06d}.png'
+        assert np.array_equal(np.asarray(Image.open(point / name)), np.asarray(Image.open(tmp_path / 'gen' / name)))
+    bad('tune', '--net', series['set'], '--net-ema', '0.05', '--gnet', series['set'], '--gnet-ema', '0.05',
+        '--guidance', '1:2:0.5', '--detector', metric['detector'], '--ref', metric['ref'], '--out', tmp_path / 'x',
+        *FAST, message='is the main net itself')
