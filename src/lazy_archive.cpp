@@ -142,7 +142,8 @@ std::shared_ptr<LazyArchive> LazyArchive::load(const std::string& path, torch::j
     if (it->second.second == s.nbytes()) a->records_[s.unsafeGetStorageImpl()] = {s, it->second.first, s.nbytes()};
   });
   if (a->records_.size() != skipped.size())
-    throw std::runtime_error("this LibTorch reads '" + path + "' in a way the lazy loader cannot follow");
+    throw FieldError("ema_memory", "this LibTorch reads '" + path + "' in a way that cannot be streamed; raise "
+                                   "ema_memory above the file's size to load it whole");
   for (auto& [impl, r] : a->records_) r.storage.set_data_ptr_noswap(at::DataPtr(nullptr, r.storage.device()));
   return a;
 }

@@ -203,6 +203,8 @@ SnapshotSet SnapshotSet::load(const std::string& path, const torch::Device& devi
     } else {
       s.module_ = torch::jit::load(path, device, extra);
     }
+  } catch (const UsageError&) {
+    throw;
   } catch (const std::exception&) {
     throw UsageError("'" + path + "' is not a readable snapshot set (corrupt or truncated?)" + std::string(kRemake));
   }
@@ -278,20 +280,23 @@ std::vector<Denoiser> SnapshotSet::build_all(const std::vector<PosthocEma>& plan
         for (const auto& e : snap) lazy_->fill(e.value());
       // A streamed snapshot is read on the CPU; the sums live on the device, as a resident set's do.
       auto weight = [&](const std::string& name) { return lazy_ ? snap.at(name).to(device_) : snap.at(name); };
-      for (size_t j = 0; j < plans.size(); ++j) {
-        const size_t used = plans[j].coefficients.size();
-        if (k >= used) continue;
-        for (const auto& p : params) {
-          // reconstruct_phema.py: theta += theta_k * c_k in float32, snapshot by snapshot, then the stored dtype.
+      for (const auto& p : params) {
+        // reconstruct_phema.py: theta += theta_k * c_k in float32, snapshot by snapshot, then the stored dtype.
+        // The float32 copy of theta_k is made once for every plan: the same values as one per plan.
+        const at::Tensor theta = weight(p.name).to(torch::kFloat32);
+        for (size_t j = 0; j < plans.size(); ++j) {
+          const size_t used = plans[j].coefficients.size();
+          if (k >= used) continue;
           at::Tensor& acc = sums[j][p.name];
           if (!acc.defined()) acc = torch::zeros(p.value.sizes(), p.value.options().dtype(torch::kFloat32).device(device_));
-          acc += weight(p.name).to(torch::kFloat32) * plans[j].coefficients[k];
+          acc += theta * plans[j].coefficients[k];
           if (k + 1 == used && plans[j].precision != "fp32") acc = acc.to(snap.at(p.name).scalar_type());
         }
-        // Buffers from the last snapshot used.
-        if (k + 1 == used)
-          for (const auto& b : bufs) buffers[j][b.name] = weight(b.name).clone();
       }
+      // Buffers from the last snapshot each plan uses.
+      for (size_t j = 0; j < plans.size(); ++j)
+        if (k + 1 == plans[j].coefficients.size())
+          for (const auto& b : bufs) buffers[j][b.name] = weight(b.name).clone();
       if (lazy_)
         for (const auto& e : snap) lazy_->empty(e.value());
     }
