@@ -16,8 +16,12 @@ From the per-element costs follows the estimate for NVIDIA's published raw snaps
 
 Each figure: one warm-up run, then the median of --reps runs. Prints the CPU (lscpu) with the figures.
 
+With --grow N the set is first made N times longer (scaled_set): the demo set's snapshots repeated at later
+training lengths with small perturbations, so that its weights dominate the process's memory and the
+resident and streamed peaks can be told apart.
+
   scripts/bench/bench_phema.py [--set models/demo/guide-set.pt] [--main models/demo/main.pt] [--lengths 8]
-                               [--reps 3] [--threads 1] [--json OUT.json]
+                               [--reps 3] [--threads 1] [--grow N] [--json OUT.json]
 """
 import argparse
 import json
@@ -94,6 +98,27 @@ def build_loop_seconds(snaps, reps):
     return statistics.median(times)
 
 
+def scaled_set(path, times, out):
+    """The set at `path` with its snapshots repeated `times` times at later training lengths (each copy
+    perturbed, so that no two share bytes), written to `out`: a larger set of the same network."""
+    files = {'autoguide.json': ''}
+    m = torch.jit.load(path, map_location='cpu', _extra_files=files)
+    meta = json.loads(files['autoguide.json'])
+    last = meta['snapshots'][-1]['nimg']
+    snaps, listed = [], []
+    gen = torch.Generator().manual_seed(0)
+    for r in range(times):
+        for s, entry in zip(m.snapshots, meta['snapshots']):
+            snaps.append({n: t + 1e-3 * torch.randn(t.shape, generator=gen).to(t.dtype) if r else t.clone()
+                          for n, t in s.items()})
+            listed.append(dict(entry, nimg=entry['nimg'] + r * last))
+    m.snapshots = snaps
+    meta['snapshots'] = listed
+    meta['training_kimg'] = listed[-1]['nimg'] // 1000
+    torch.jit.save(m, out, _extra_files={'autoguide.json': json.dumps(meta)})
+    return out
+
+
 def xs_like_snapshots(dtype, count=2, tensor=2**20):
     """`count` snapshots of an XS raw snapshot's size (124.8M parameters) in tensors of `tensor` elements."""
     n = XS_PARAMS // tensor
@@ -107,9 +132,13 @@ def main():
     ap.add_argument('--lengths', type=int, default=8)
     ap.add_argument('--reps', type=int, default=3)
     ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--grow', type=int, default=1, help='measure a set this many times longer (scaled_set)')
     ap.add_argument('--json', default=None, help='also write the figures here')
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    grown = tempfile.TemporaryDirectory()
+    if args.grow > 1:
+        args.set = scaled_set(args.set, args.grow, os.path.join(grown.name, 'grown-set.pt'))
 
     snaps, elements, dtype = set_tensors(args.set)
     count = len(snaps)
