@@ -252,7 +252,7 @@ void SweepRun::clear_folders(const std::set<std::string>& folders) const {
 // FD against w, a curve per guide and feature space.
 void SweepRun::write_fd_plot(const fs::path& file) const {
   const size_t samples = setup.base.seeds.size();
-  std::vector<Series> curves;
+  std::vector<Series> lines;
   const std::vector<FdSpace>& spaces = fd->spaces;
   for (size_t g = 0; g < curves.size(); ++g)
     for (size_t f = 0; f < spaces.size(); ++f) {
@@ -263,12 +263,12 @@ void SweepRun::write_fd_plot(const fs::path& file) const {
         s.y.push_back(e.value);
         s.lo.push_back(e.lo), s.hi.push_back(e.hi);
       }
-      curves.push_back(s);
+      lines.push_back(s);
     }
   const std::string n = std::to_string(samples);
   const std::string bars =
       fd->settings.resamples > 0 ? ", " + std::to_string(std::lround(fd->settings.confidence * 100)) + "% bars" : "";
-  write_png(file.string(), line_plot(curves, {"FD (" + n + " samples" + bars + ") against the guidance weight",
+  write_png(file.string(), line_plot(lines, {"FD (" + n + " samples" + bars + ") against the guidance weight",
                                               "guidance weight w", "FD"}));
 }
 
