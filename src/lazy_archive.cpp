@@ -3,7 +3,6 @@
 #include <caffe2/serialize/file_adapter.h>
 #include <caffe2/serialize/inline_container.h>
 
-#include <algorithm>
 #include <functional>
 #include <mutex>
 #include <vector>
@@ -56,7 +55,7 @@ std::map<std::string, uint64_t> record_sizes(const caffe2::serialize::FileAdapte
   auto bad = [&] { return std::runtime_error("'" + path + "': damaged zip directory"); };
   auto bytes = [&](uint64_t pos, size_t n) {
     std::vector<unsigned char> b(n);
-    if (pos + n > file.size() || file.read(pos, b.data(), n, "zip directory") != n) throw bad();
+    if (pos > file.size() || n > file.size() - pos || file.read(pos, b.data(), n, "zip directory") != n) throw bad();
     return b;
   };
   if (file.size() < 22) throw bad();
@@ -65,6 +64,7 @@ std::map<std::string, uint64_t> record_sizes(const caffe2::serialize::FileAdapte
   if (le(end.data(), 4) != 0x06054b50) throw bad();
   uint64_t entries = le(&end[10], 2), cd_offset = le(&end[16], 4);
   if (entries == 0xFFFF || cd_offset == 0xFFFFFFFF) {  // ZIP64: the locator, then the ZIP64 end record
+    if (eocd < 20) throw bad();
     auto loc = bytes(eocd - 20, 20);
     if (le(loc.data(), 4) != 0x07064b50) throw bad();
     auto end64 = bytes(le(&loc[8], 8), 56);
@@ -160,11 +160,6 @@ void LazyArchive::fill(const at::Tensor& t) {
 void LazyArchive::empty(const at::Tensor& t) {
   auto it = records_.find(t.storage().unsafeGetStorageImpl());
   if (it != records_.end()) it->second.storage.set_data_ptr_noswap(at::DataPtr(nullptr, it->second.storage.device()));
-}
-
-bool LazyArchive::is_empty(const at::Tensor& t) const {
-  auto it = records_.find(t.storage().unsafeGetStorageImpl());
-  return it != records_.end() && it->second.storage.data() == nullptr;
 }
 
 }  // namespace autoguide

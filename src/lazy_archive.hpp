@@ -31,8 +31,6 @@ class LazyArchive {
   void fill(const at::Tensor& t);
   // Frees the bytes of `t`'s storage, when they came from fill(); the tensor must not be read until filled again.
   void empty(const at::Tensor& t);
-  // Whether `t`'s bytes are left in the file now.
-  bool is_empty(const at::Tensor& t) const;
 
  private:
   LazyArchive() = default;
