@@ -94,6 +94,11 @@ void NetCache::release(const std::string& path, const std::optional<EmaRequest>&
   if (auto it = nets_.find(ema_key(path, *ema)); it != nets_.end()) it->second.release();
 }
 
+bool NetCache::streamed(const std::string& path) const {
+  auto it = sets_.find(path);
+  return it != sets_.end() && it->second.streamed();
+}
+
 PixelDecoder& NetCache::decoder(const Denoiser& main) {
   if (auto it = decoders_.find(&main); it != decoders_.end()) return it->second;
   const ModelInfo& info = main.info();

@@ -47,6 +47,10 @@ class NetCache {
   // it again. Sweep calls it after a length's last row.
   void release(const std::string& path, const std::optional<EmaRequest>& ema);
 
+  // Whether `path` is a snapshot set loaded so far and streamed (too large for --ema-memory): rebuilding one of
+  // its lengths reads the file again.
+  bool streamed(const std::string& path) const;
+
   // EDM2's RGB decoding, or the VAE for a latent net; refuses a latent net without a VAE and a VAE for a
   // pixel net.
   PixelDecoder& decoder(const Denoiser& main);

@@ -192,6 +192,11 @@ std::vector<Row> SweepRun::make_rows() {
                               (curve.main_ema && curves[c + 1].main_ema->std != curve.main_ema->std);
     const bool guide_is_main = g.path == chosen.net && g.ema && curve.main_ema && g.ema->std == curve.main_ema->std &&
                                g.ema->kimg == curve.main_ema->kimg;
+    // A guide length recurs under each main length. Resident, it is released after each curve and rebuilt (one
+    // pass over memory); streamed, a rebuild would read the file again, so it is kept until its last curve.
+    bool last_use = true;
+    for (size_t later = c + 1; later < curves.size(); ++later) last_use &= curves[later].guide != curve.guide;
+    const bool release_guide = !guide_is_main && (last_use || !nets.streamed(g.path));
     for (size_t k = 0; k < weights.size(); ++k) {
       const double w = weights[k];
       Row row;
@@ -208,8 +213,8 @@ std::vector<Row> SweepRun::make_rows() {
           nets.get(curve.guide->path, curve.guide->ema, "nets.guide_ema");
         };
       if (k + 1 == weights.size())
-        row.after = [this, &curve, last_of_main, guide_is_main] {
-          if (!guide_is_main) nets.release(curve.guide->path, curve.guide->ema);
+        row.after = [this, &curve, last_of_main, release_guide] {
+          if (release_guide) nets.release(curve.guide->path, curve.guide->ema);
           if (last_of_main) nets.release(chosen.net, curve.main_ema);
         };
       rows.push_back(row);
