@@ -185,11 +185,29 @@ Denoiser Denoiser::from_module(torch::jit::Module module, ModelInfo info, const 
   Denoiser net(std::move(module), std::move(info), path, std::move(sha), device, used);
   net.ema_ = std::move(ema);
   if (fast) net.fast_ = FastUNet::from_module(net.module_, path);
+  net.fast_on_ = fast;
   return net;
+}
+
+Denoiser Denoiser::unbuilt(ModelInfo info, const std::string& path, std::string sha, const torch::Device& device,
+                           NetPrecision precision, bool fast, std::optional<PosthocEma> ema) {
+  const NetPrecision used = effective_precision(precision, info, device);
+  Denoiser net(torch::jit::Module(), std::move(info), path, std::move(sha), device, used);
+  net.ema_ = std::move(ema);
+  net.fast_on_ = fast;
+  net.built_ = false;
+  return net;
+}
+
+void Denoiser::release() {
+  module_ = torch::jit::Module();
+  fast_.reset();
+  built_ = false;
 }
 
 torch::Tensor Denoiser::operator()(const torch::Tensor& x, const torch::Tensor& sigma,
                                    const torch::Tensor& labels) const {
+  if (!built_) throw std::logic_error("the net of " + path_ + " was released or never built");
   c10::InferenceMode guard;
   if (fast_) return (*fast_)(x, sigma, info_.conditional() ? labels : torch::Tensor());
   std::vector<torch::jit::IValue> args{x, sigma};
@@ -199,6 +217,7 @@ torch::Tensor Denoiser::operator()(const torch::Tensor& x, const torch::Tensor& 
 
 int64_t Denoiser::loaded_param_count() const {
   int64_t n = 0;
+  if (!built_) return n;
   for (const auto& p : module_.parameters()) n += p.numel();
   return n;
 }

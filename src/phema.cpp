@@ -11,6 +11,7 @@
 
 #include "autoguide/error.hpp"
 #include "json_input.hpp"
+#include "lazy_archive.hpp"
 #include "sha256.hpp"
 
 namespace autoguide {
@@ -187,14 +188,23 @@ PosthocFit solve_posthoc(const std::vector<EmaProfile>& stored, const EmaProfile
   return fit;
 }
 
-SnapshotSet SnapshotSet::load(const std::string& path, const torch::Device& device) {
+SnapshotSet SnapshotSet::load(const std::string& path, const torch::Device& device, int64_t resident_bytes) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     throw UsageError("snapshot set '" + path + "' not found; make one with scripts/export_phema_set.py");
   SnapshotSet s;
   torch::jit::ExtraFilesMap extra{{kMetadataName, ""}};
+  // The file is its weights (stored uncompressed), so its size says whether they fit.
+  const bool stream = static_cast<int64_t>(std::filesystem::file_size(path, ec)) > resident_bytes;
   try {
-    s.module_ = torch::jit::load(path, device, extra);
+    if (stream) {
+      s.lazy_ = LazyArchive::load(path, extra);  // on the CPU: each snapshot goes to the device as it is read
+      s.module_ = s.lazy_->module();
+    } else {
+      s.module_ = torch::jit::load(path, device, extra);
+    }
+  } catch (const UsageError&) {
+    throw;
   } catch (const std::exception&) {
     throw UsageError("'" + path + "' is not a readable snapshot set (corrupt or truncated?)" + std::string(kRemake));
   }
@@ -245,25 +255,65 @@ PosthocEma SnapshotSet::plan(const EmaRequest& request, const std::string& field
 }
 
 Denoiser SnapshotSet::build(const PosthocEma& plan, NetPrecision precision, bool fast) const {
-  torch::jit::Module net = module_.attr("net").toModule().clone();
-  const size_t used = plan.coefficients.size();
-  const auto& last = weights_[used - 1];
+  return std::move(build_all({plan}, precision, fast).front());
+}
+
+std::vector<Denoiser> SnapshotSet::build_all(const std::vector<PosthocEma>& plans, NetPrecision precision,
+                                             bool fast) const {
+  const torch::jit::Module tmpl = module_.attr("net").toModule();
+  // Streamed, the template's own tensors have no bytes (they are the last snapshot's): share them, as every
+  // parameter and buffer is replaced below; resident, a deep copy as before.
+  std::vector<torch::jit::Module> nets;
+  std::vector<std::map<std::string, at::Tensor>> sums(plans.size()), buffers(plans.size());
+  size_t needed = 0;
+  for (const PosthocEma& plan : plans) {
+    nets.push_back(tmpl.clone(streamed()));
+    needed = std::max(needed, plan.coefficients.size());
+  }
+  const auto params = tmpl.named_parameters(true);
+  const auto bufs = tmpl.named_buffers(true);
   {
     c10::InferenceMode guard;
-    std::string leaf;
-    for (const auto& p : net.named_parameters(true)) {
-      // reconstruct_phema.py: theta += theta_k * c_k in float32, snapshot by snapshot, then the stored dtype.
-      at::Tensor acc = torch::zeros_like(p.value, p.value.options().dtype(torch::kFloat32));
-      for (size_t k = 0; k < used; ++k) acc += weights_[k].at(p.name).to(torch::kFloat32) * plan.coefficients[k];
-      const at::ScalarType stored = last.at(p.name).scalar_type();
-      owner_of(net, p.name, leaf).setattr(leaf, plan.precision == "fp32" ? acc : acc.to(stored));
+    for (size_t k = 0; k < needed; ++k) {
+      const auto& snap = weights_[k];
+      if (lazy_)
+        for (const auto& e : snap) lazy_->fill(e.value());
+      // A streamed snapshot is read on the CPU; the sums live on the device, as a resident set's do.
+      auto weight = [&](const std::string& name) { return lazy_ ? snap.at(name).to(device_) : snap.at(name); };
+      for (const auto& p : params) {
+        // reconstruct_phema.py: theta += theta_k * c_k in float32, snapshot by snapshot, then the stored dtype.
+        // The float32 copy of theta_k is made once for every plan: the same values as one per plan.
+        const at::Tensor theta = weight(p.name).to(torch::kFloat32);
+        for (size_t j = 0; j < plans.size(); ++j) {
+          const size_t used = plans[j].coefficients.size();
+          if (k >= used) continue;
+          at::Tensor& acc = sums[j][p.name];
+          if (!acc.defined()) acc = torch::zeros(p.value.sizes(), p.value.options().dtype(torch::kFloat32).device(device_));
+          acc += theta * plans[j].coefficients[k];
+          if (k + 1 == used && plans[j].precision != "fp32") acc = acc.to(snap.at(p.name).scalar_type());
+        }
+      }
+      // Buffers from the last snapshot each plan uses.
+      for (size_t j = 0; j < plans.size(); ++j)
+        if (k + 1 == plans[j].coefficients.size())
+          for (const auto& b : bufs) buffers[j][b.name] = weight(b.name).clone();
+      if (lazy_)
+        for (const auto& e : snap) lazy_->empty(e.value());
     }
-    for (const auto& b : net.named_buffers(true)) owner_of(net, b.name, leaf).setattr(leaf, last.at(b.name).clone());
   }
-  ModelInfo info = info_;
-  info.ema_std = plan.std;
-  info.training_kimg = static_cast<double>(plan.nimg / 1000);
-  return Denoiser::from_module(std::move(net), std::move(info), path_, sha256_, device_, precision, fast, plan);
+  std::vector<Denoiser> out;
+  for (size_t j = 0; j < plans.size(); ++j) {
+    std::string leaf;
+    for (const auto& p : params) owner_of(nets[j], p.name, leaf).setattr(leaf, sums[j][p.name]);
+    for (const auto& b : bufs) owner_of(nets[j], b.name, leaf).setattr(leaf, buffers[j][b.name]);
+    sums[j].clear(), buffers[j].clear();
+    ModelInfo info = info_;
+    info.ema_std = plans[j].std;
+    info.training_kimg = static_cast<double>(plans[j].nimg / 1000);
+    out.push_back(Denoiser::from_module(std::move(nets[j]), std::move(info), path_, sha256_, device_, precision, fast,
+                                        plans[j]));
+  }
+  return out;
 }
 
 bool is_snapshot_set(const std::string& path) {

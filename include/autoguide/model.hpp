@@ -80,6 +80,17 @@ class Denoiser {
                               const torch::Device& device, NetPrecision precision, bool fast,
                               std::optional<PosthocEma> ema = std::nullopt);
 
+  // A net described but without weights: what `from_module` would record (file, metadata, precision, EMA),
+  // for a command that lays out its work before building each net (sweep's EMA lengths). Sampling with it
+  // throws until weights are moved in (assigning a built Denoiser to it).
+  static Denoiser unbuilt(ModelInfo info, const std::string& path, std::string sha, const torch::Device& device,
+                          NetPrecision precision, bool fast, std::optional<PosthocEma> ema = std::nullopt);
+
+  // Drops the weights (the module and the native U-Net), keeping the description, so that references to the
+  // net stay valid for saying what it was; as unbuilt() afterwards.
+  void release();
+  bool built() const { return built_; }
+
   // D(x; sigma, labels): x [N,C,R,R] float32, sigma a 0-dim or [N] tensor, labels one-hot [N,label_dim]
   // or undefined for unconditional use.
   torch::Tensor operator()(const torch::Tensor& x, const torch::Tensor& sigma, const torch::Tensor& labels) const;
@@ -89,7 +100,7 @@ class Denoiser {
   const std::string& file_sha256() const { return sha256_; }
   const torch::Device& device() const { return device_; }
   NetPrecision precision() const { return precision_; }  // never Auto
-  bool fast() const { return fast_ != nullptr; }
+  bool fast() const { return fast_on_; }
   const std::optional<PosthocEma>& posthoc_ema() const { return ema_; }
   int64_t loaded_param_count() const;
 
@@ -106,6 +117,7 @@ class Denoiser {
   torch::Device device_;
   NetPrecision precision_;
   std::optional<PosthocEma> ema_;
+  bool fast_on_ = false, built_ = true;
 };
 
 // Nets that sample together must agree on what x and sigma mean. Throws UsageError naming the mismatch.

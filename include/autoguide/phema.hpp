@@ -7,6 +7,7 @@
 #pragma once
 #include <torch/script.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,11 +52,19 @@ struct EmaRequest {
   bool keep_fp32 = false;
 };
 
+class LazyArchive;
+
+// The default of how much of a set may stay resident (--ema-memory): 8 GiB.
+inline constexpr int64_t kDefaultEmaMemory = int64_t{8192} << 20;
+
 class SnapshotSet {
  public:
   // Loads and checks a set (one architecture, every profile at every length, weights that fit the net).
+  // A set file of at most `resident_bytes` is loaded whole onto `device`; a larger one is streamed: only its
+  // network and metadata are read now, and each build reads the snapshots from the file one at a time.
   // Throws UsageError naming the file and the fix.
-  static SnapshotSet load(const std::string& path, const torch::Device& device);
+  static SnapshotSet load(const std::string& path, const torch::Device& device,
+                          int64_t resident_bytes = kDefaultEmaMemory);
 
   // The coefficients of a request, checked: FieldError naming `field` for a std outside
   // [kMinEmaStd, kMaxEmaStd] or a length that is no snapshot's.
@@ -64,6 +73,15 @@ class SnapshotSet {
   // The net of a plan: each parameter accumulated in float32 as theta += theta_k * c_k over the snapshots in
   // order, then stored in the snapshot's dtype unless kept in fp32; buffers from the last snapshot used.
   Denoiser build(const PosthocEma& plan, NetPrecision precision = NetPrecision::Auto, bool fast = false) const;
+
+  // The nets of several plans in one pass over the snapshots, each accumulated exactly as build() does (the
+  // same operations in the same order, so the same bits). A streamed set reads each snapshot once, so peak
+  // memory is the plans' float32 sums plus one snapshot (EDM2's reconstruct_phema.py --batch).
+  std::vector<Denoiser> build_all(const std::vector<PosthocEma>& plans, NetPrecision precision = NetPrecision::Auto,
+                                  bool fast = false) const;
+
+  // Whether the snapshots stay in the file (the set exceeded the resident limit) rather than in memory.
+  bool streamed() const { return lazy_ != nullptr; }
 
   const ModelInfo& info() const { return info_; }
   const std::vector<EmaProfile>& profiles() const { return profiles_; }
@@ -74,6 +92,7 @@ class SnapshotSet {
   SnapshotSet() = default;
   torch::jit::Module module_;
   std::vector<c10::Dict<std::string, at::Tensor>> weights_;  // per snapshot, by state-dict name
+  std::shared_ptr<LazyArchive> lazy_;  // streamed: weights_' bytes stay in the file until a build reads them
   std::vector<EmaProfile> profiles_;
   ModelInfo info_;
   std::string path_, sha256_;

@@ -17,9 +17,49 @@ std::vector<EmaRequest> ema_requests(const std::string& text, const std::string&
 
 std::optional<EmaRequest> one_ema(const std::string& text, const std::string& flag, const std::string& precision) {
   const std::vector<EmaRequest> all = ema_requests(text, flag, precision);
-  if (all.size() > 1) throw UsageError(flag + " takes one EMA length here; sweep takes a list or range of the guide's");
+  if (all.size() > 1) throw UsageError(flag + " takes one EMA length here; sweep takes a list or range");
   if (all.empty()) return std::nullopt;
   return all.front();
+}
+
+namespace {
+
+std::string ema_key(const std::string& path, const EmaRequest& ema) {
+  return path + "\n" + std::to_string(ema.std) + "@" + std::to_string(ema.kimg.value_or(-1)) +
+         (ema.keep_fp32 ? " fp32" : "");
+}
+
+}  // namespace
+
+const SnapshotSet& NetCache::set_of(const std::string& path, const std::string& ema_field) {
+  auto set = sets_.find(path);
+  if (set == sets_.end()) {
+    if (std::filesystem::is_regular_file(path) && !is_snapshot_set(path))
+      throw FieldError(ema_field, path + " is a single net, not a snapshot set: drop " + ema_field +
+                                      ", or give a set made by scripts/export_phema_set.py");
+    set = sets_.emplace(path, SnapshotSet::load(path, setup_.device, setup_.ema_memory)).first;
+  }
+  return set->second;
+}
+
+// The length's entry, described (unbuilt) when new.
+Denoiser& NetCache::entry(const std::string& path, const EmaRequest& ema, const std::string& ema_field) {
+  const std::string key = ema_key(path, ema);
+  if (auto it = nets_.find(key); it != nets_.end()) return it->second;
+  const SnapshotSet& set = set_of(path, ema_field);
+  const PosthocEma plan = set.plan(ema, ema_field);
+  ModelInfo info = set.info();
+  info.ema_std = plan.std;
+  info.training_kimg = static_cast<double>(plan.nimg / 1000);
+  lengths_[key] = {path, plan, false};
+  return nets_.emplace(key, Denoiser::unbuilt(std::move(info), path, set.file_sha256(), setup_.device,
+                                              setup_.precision, setup_.fast, plan))
+      .first->second;
+}
+
+const Denoiser& NetCache::plan(const std::string& path, const std::optional<EmaRequest>& ema, const std::string& ema_field) {
+  if (!ema) return get(path, ema, ema_field);
+  return entry(path, *ema, ema_field);
 }
 
 const Denoiser& NetCache::get(const std::string& path, const std::optional<EmaRequest>& ema, const std::string& ema_field) {
@@ -31,18 +71,32 @@ const Denoiser& NetCache::get(const std::string& path, const std::optional<EmaRe
     if (it == nets_.end()) it = nets_.emplace(path, Denoiser::load(path, setup_.device, setup_.precision, setup_.fast)).first;
     return it->second;
   }
-  const std::string key = path + "\n" + std::to_string(ema->std) + "@" + std::to_string(ema->kimg.value_or(-1)) +
-                          (ema->keep_fp32 ? " fp32" : "");
-  if (auto it = nets_.find(key); it != nets_.end()) return it->second;
-  auto set = sets_.find(path);
-  if (set == sets_.end()) {
-    if (std::filesystem::is_regular_file(path) && !is_snapshot_set(path))
-      throw FieldError(ema_field, path + " is a single net, not a snapshot set: drop " + ema_field +
-                                      ", or give a set made by scripts/export_phema_set.py");
-    set = sets_.emplace(path, SnapshotSet::load(path, setup_.device)).first;
+  Denoiser& net = entry(path, *ema, ema_field);
+  if (net.built()) return net;
+  const SnapshotSet& set = sets_.at(path);
+  // Which lengths this pass builds: this one; for a streamed set also every described length never built.
+  std::vector<std::string> keys = {ema_key(path, *ema)};
+  if (set.streamed())
+    for (const auto& [key, length] : lengths_)
+      if (length.path == path && !length.was_built && key != keys.front()) keys.push_back(key);
+  std::vector<PosthocEma> plans;
+  for (const auto& key : keys) plans.push_back(lengths_.at(key).plan);
+  std::vector<Denoiser> built = set.build_all(plans, setup_.precision, setup_.fast);
+  for (size_t k = 0; k < keys.size(); ++k) {
+    nets_.at(keys[k]) = std::move(built[k]);  // in place: references to the entry see the built net
+    lengths_.at(keys[k]).was_built = true;
   }
-  const PosthocEma plan = set->second.plan(*ema, ema_field);
-  return nets_.emplace(key, set->second.build(plan, setup_.precision, setup_.fast)).first->second;
+  return net;
+}
+
+void NetCache::release(const std::string& path, const std::optional<EmaRequest>& ema) {
+  if (!ema) return;
+  if (auto it = nets_.find(ema_key(path, *ema)); it != nets_.end()) it->second.release();
+}
+
+bool NetCache::streamed(const std::string& path) const {
+  auto it = sets_.find(path);
+  return it != sets_.end() && it->second.streamed();
 }
 
 PixelDecoder& NetCache::decoder(const Denoiser& main) {

@@ -28,10 +28,28 @@ class NetCache {
       : setup_(setup), vae_path_(std::move(vae_path)), latent_hint_(std::move(latent_hint)) {}
 
   // The net of a model file; or, with `ema`, the post-hoc EMA built from the snapshot set at `path` (each set
-  // loaded once, each length built once). `ema_field` names the EMA length in errors: a set given without
-  // one, or one given for a single net.
+  // loaded once, each length built once and kept until release()). `ema_field` names the EMA length in
+  // errors: a set given without one, or one given for a single net. A length that plan() described or
+  // release() emptied is built in place: references to it stay valid and see the built net. For a set too
+  // large to stay resident (--ema-memory), the pass that builds it also builds every other length plan()
+  // described and get() has not built yet, so the file is read once for them all.
   const Denoiser& get(const std::string& path, const std::optional<EmaRequest>& ema = std::nullopt,
                       const std::string& ema_field = "ema");
+
+  // What get(path, ema) will return, described (file, metadata, EMA plan) but, for a snapshot set's length
+  // not built yet, without weights: a command lays out all its rows first and builds each length when its
+  // rows run. A model file is loaded as by get().
+  const Denoiser& plan(const std::string& path, const std::optional<EmaRequest>& ema = std::nullopt,
+                       const std::string& ema_field = "ema");
+
+  // Drops the weights of a snapshot set's length built by get() (nothing for a model file or a length not
+  // built): the net stays described, so references to it stay valid for saying what it was, and get() builds
+  // it again. Sweep calls it after a length's last row.
+  void release(const std::string& path, const std::optional<EmaRequest>& ema);
+
+  // Whether `path` is a snapshot set loaded so far and streamed (too large for --ema-memory): rebuilding one of
+  // its lengths reads the file again.
+  bool streamed(const std::string& path) const;
 
   // EDM2's RGB decoding, or the VAE for a latent net; refuses a latent net without a VAE and a VAE for a
   // pixel net.
@@ -45,8 +63,17 @@ class NetCache {
  private:
   const SamplingSetup& setup_;
   std::string vae_path_, latent_hint_;
+  const SnapshotSet& set_of(const std::string& path, const std::string& ema_field);
+  Denoiser& entry(const std::string& path, const EmaRequest& ema, const std::string& ema_field);
+
   std::map<std::string, Denoiser> nets_;  // node-based: references stay valid as nets are added
   std::map<std::string, SnapshotSet> sets_;
+  struct Length {
+    std::string path;
+    PosthocEma plan;
+    bool was_built = false;  // built once (and perhaps released since)
+  };
+  std::map<std::string, Length> lengths_;  // by nets_' key: each length of a set described so far
   std::optional<VaeDecoder> vae_;
   std::map<const Denoiser*, PixelDecoder> decoders_;
 };

@@ -124,8 +124,9 @@ std::vector<OptionSpec> make_table() {
       {"--gnet", "FILE[,FILE]", "Guiding net(s): a weaker conditional net gives autoguidance, an unconditional one "
        "CFG; generate takes one, sweep and compare one row (or curve) per net",
        G::Nets, kSample, "nets.guide", "", list([](Params& p) -> auto& { return p.gnets; })},
-      {"--net-ema", "STD[@KIMG]", "Post-hoc EMA length (sigma_rel) of the main net when --net is a snapshot set "
-       "(scripts/export_phema_set.py); @KIMG: at that snapshot's training length instead of the last",
+      {"--net-ema", "STD[,STD|A:B:S][@KIMG]", "Post-hoc EMA length (sigma_rel) of the main net when --net is a snapshot set "
+       "(scripts/export_phema_set.py); @KIMG: at that snapshot's training length instead of the last; sweep: "
+       "a list or range, crossed with --gnet-ema and --guidance",
        G::Nets, kSample, "nets.main_ema", "",
        checked(value([](Params& p) -> auto& { return p.net_ema; }, false),
                parses([](const std::string& s) { parse_ema_lengths(s, "--net-ema"); }))},
@@ -139,6 +140,10 @@ std::vector<OptionSpec> make_table() {
        G::Nets, kSample, "ema_precision", "",
        checked(value([](Params& p) -> auto& { return p.ema_precision; }),
                CLI::IsMember({"stored", "fp32"}))},
+      {"--ema-memory", "MB", "Memory for a snapshot set's snapshots: a larger set is streamed from its file, reading "
+       "each snapshot once per build and building every EMA length a run needs in that one pass",
+       G::Nets, kSample, "ema_memory", "",
+       checked(value([](Params& p) -> auto& { return p.ema_memory; }), at_least(1, "a whole number of MB >= 1"))},
       {"--uncond", "FILE", "Unconditional net: CFG on its own, or mixed with a --gnet's autoguidance by --alpha",
        G::Nets, kSample, "nets.uncond", "", value([](Params& p) -> auto& { return p.uncond; }, false)},
       {"--guidance", "W[,W|A:B:S]", "Guidance weight w (1 = none); sweep: a list 1,1.5,2.1 or a range START:STOP:STEP; "

@@ -23,6 +23,7 @@ struct Params {
   std::vector<std::string> presets, gnets;
   std::string net, uncond, guidance = "1";
   std::string net_ema, gnet_ema, ema_precision = "stored";  // post-hoc EMA lengths of snapshot sets
+  int64_t ema_memory = 8192;  // MB of a set's snapshots kept resident; above, streamed (phema.hpp)
   double alpha = std::nan(""), ag = std::nan(""), cfg = std::nan(""), mix = std::nan("");
   // Seeds, sampler and schedule.
   std::string seeds, sampler_name = "heun", interval_sigma, interval_steps, dtype = "auto", models = "models";

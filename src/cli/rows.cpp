@@ -103,10 +103,12 @@ void run_each_row(RowsJob& job) {
   const int64_t preview = out.grid_cols == 0 ? n : std::min<int64_t>(out.grid_cols, n);
   for (i = 0; i < rows.size(); ++i) {
     Row& row = rows[i];
+    if (row.before) row.before();
     if (row.same_as >= 0) {
       const Row& earlier = rows[static_cast<size_t>(row.same_as)];
       row.run = earlier.run, row.fd = earlier.fd, row.folder = earlier.folder, row.seconds = earlier.seconds;
       row.feature_keys = earlier.feature_keys;
+      if (row.after) row.after();
       continue;
     }
     const GenerateRequest req = row.setting.request(base);
@@ -147,6 +149,7 @@ void run_each_row(RowsJob& job) {
     measure_row(row, i, streams, n, job);
     line.finish();
     if (!out.quiet && ranks.root()) summarise(row, base.seeds.size(), spaces);
+    if (row.after) row.after();
   }
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <torch/types.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -25,6 +26,9 @@ struct Row {
   double seconds = 0;   // the row's wall time on rank 0: sampling, waiting for the other ranks, gathering
   std::vector<FdEstimate> fd;  // one per feature space, when measured (rank 0)
   std::vector<std::string> feature_keys;  // where FdRun::features keeps the row's features, one per space
+  // Called as the row's turn comes and once it is done (even for a same_as row), so that a command can build
+  // a net just before its rows and free it after them (sweep's EMA lengths); empty: nothing.
+  std::function<void()> before, after;
 };
 
 // Refuses rows whose images differ in shape (one grid, one detector).

@@ -1,5 +1,7 @@
 #include "sampling_options.hpp"
 
+#include <algorithm>
+
 #include "autoguide/error.hpp"
 #include "autoguide/seeds.hpp"
 #include "device.hpp"
@@ -30,6 +32,7 @@ SamplingSetup resolve_sampling(const Params& o, const std::string& seeds, const 
   s.fast = o.fast;
   s.vae_batch = o.vae_batch;
   s.models = o.models;
+  s.ema_memory = std::min<int64_t>(o.ema_memory, int64_t{1} << 40) << 20;  // beyond any memory, no overflow
   return s;
 }
 

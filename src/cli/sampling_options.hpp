@@ -7,6 +7,7 @@
 
 #include "autoguide/generate.hpp"
 #include "autoguide/model.hpp"
+#include "autoguide/phema.hpp"
 #include "options.hpp"
 
 namespace autoguide::cli {
@@ -18,6 +19,7 @@ struct SamplingSetup {
   int vae_batch = 4;
   bool fast = false;   // --fast: the native U-Net (fast_unet.hpp)
   std::string models;  // where presets' files are looked up
+  int64_t ema_memory = kDefaultEmaMemory;  // bytes: a larger snapshot set is streamed (--ema-memory)
 };
 
 // `seeds`: the seed list to use (the command may derive it from other options, e.g. --num); `shard`: this

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -60,7 +61,31 @@ std::string ema_text(double std) {
   return s;
 }
 
-std::string folder_name(const Guide& guide, double w) { return guide.stem + "-w" + format_weight(w); }
+// One curve of the sweep: a main-net length (when --net is a snapshot set) and a guide, at every weight.
+struct Curve {
+  std::optional<EmaRequest> main_ema;
+  const Guide* guide = nullptr;
+  std::string name;    // the rows' label before " w=": "main ema=0.050 guide.pt ema=0.100", or the guide's
+  std::string prefix;  // the folders' start for the main length: "main-ema0.050-", or empty
+};
+
+std::string folder_name(const Curve& c, double w) {
+  return c.prefix + (w == 1 ? "unguided-w1.00" : c.guide->stem + "-w" + format_weight(w));
+}
+
+// Main lengths outermost, then guides (each set length's rows together, so that it is built once, just
+// before them, and released after them).
+std::vector<Curve> expand_curves(const std::vector<EmaRequest>& main_emas, const std::vector<Guide>& guides) {
+  std::vector<std::optional<EmaRequest>> mains(main_emas.begin(), main_emas.end());
+  if (mains.empty()) mains.push_back(std::nullopt);
+  std::vector<Curve> curves;
+  for (const auto& m : mains)
+    for (const Guide& g : guides) {
+      const std::string tag = m ? "main ema=" + ema_text(m->std) : "";
+      curves.push_back({m, &g, m ? tag + " " + g.name : g.name, m ? "main-ema" + ema_text(m->std) + "-" : ""});
+    }
+  return curves;
+}
 
 // The main net, the guides and the VAE: given, or a preset's (looked up in the models folder).
 struct SweepNets {
@@ -68,6 +93,7 @@ struct SweepNets {
   std::vector<std::string> gnets;
   size_t ema_gnets = 0;  // the first gnets are the guides --gnet-ema applies to (the rest: --uncond's CFG curve)
   std::vector<EmaRequest> emas;  // --gnet-ema's lengths, or the preset's
+  std::vector<EmaRequest> net_emas;  // --net-ema's lengths: none, or the main net is a set
 };
 
 // Each guide file, or each (set, EMA length) when --gnet-ema lists lengths: the sweep's curves, in order.
@@ -94,7 +120,7 @@ class SweepRun {
  public:
   SweepRun(const Params& o, const Ranks& ranks)
       : o(o), ranks(ranks), weights(parse_weights(o.guidance)), setup(resolve_sampling(o, fd_seeds(o), ranks.shard())),
-        chosen(choose_nets()), guides(expand_guides(chosen)),
+        chosen(choose_nets()), guides(expand_guides(chosen)), curves(expand_curves(chosen.net_emas, guides)),
         nets(setup, chosen.vae) {}
   void run();
 
@@ -115,14 +141,16 @@ class SweepRun {
   const SamplingSetup setup;
   const SweepNets chosen;
   const std::vector<Guide> guides;
+  const std::vector<Curve> curves;
   NetCache nets;
-  std::vector<Row> rows;  // guide-major, one per weight
+  std::vector<Row> rows;  // curve-major, one per weight
   std::optional<FdRun> fd;
   std::vector<nlohmann::json> vs_best;  // per space: each setting's paired difference to the best (null for it)
 };
 
 SweepNets SweepRun::choose_nets() const {
-  SweepNets n{o.net, o.vae, {}, 0, ema_requests(o.gnet_ema, "--gnet-ema", o.ema_precision)};
+  SweepNets n{o.net, o.vae, {}, 0, ema_requests(o.gnet_ema, "--gnet-ema", o.ema_precision),
+              ema_requests(o.net_ema, "--net-ema", o.ema_precision)};
   if (o.presets.size() > 1) throw UsageError("sweep takes one --preset; compare takes several (a row each)");
   if (!o.presets.empty()) {
     if (!o.net.empty() || !o.gnets.empty() || !o.uncond.empty())
@@ -148,23 +176,47 @@ SweepNets SweepRun::choose_nets() const {
   return n;
 }
 
-// One row per guide and weight, in that order.
+// One row per curve and weight, in that order. The nets are described now and built when their rows come:
+// a set's length just before its first row, released after its last (so one length per set is alive at a
+// time; a streamed set builds every length in its one pass, and each is freed after its rows).
 std::vector<Row> SweepRun::make_rows() {
-  const Denoiser& main = nets.get(chosen.net, one_ema(o.net_ema, "--net-ema", o.ema_precision), "nets.main_ema");
-  PixelDecoder& decoder = nets.decoder(main);
   std::vector<Row> rows;
-  int unguided = -1;  // w = 1 never evaluates the guide: sampled once, shared by every guide's curve
-  for (const Guide& g : guides) {
-    // A set is loaded once; each of its lengths is built once, when its curve's rows are made.
-    const Denoiser& guide = nets.get(g.path, g.ema, "nets.guide_ema");
-    for (double w : weights) {
+  std::map<std::string, int> unguided;  // per main length: w = 1 never evaluates the guide, sampled once
+  for (size_t c = 0; c < curves.size(); ++c) {
+    const Curve& curve = curves[c];
+    const Guide& g = *curve.guide;
+    const Denoiser& main = nets.plan(chosen.net, curve.main_ema, "nets.main_ema");
+    PixelDecoder& decoder = nets.decoder(main);
+    const Denoiser& guide = nets.plan(g.path, g.ema, "nets.guide_ema");
+    const bool last_of_main = c + 1 == curves.size() || curves[c + 1].main_ema.has_value() != curve.main_ema.has_value() ||
+                              (curve.main_ema && curves[c + 1].main_ema->std != curve.main_ema->std);
+    const bool guide_is_main = g.path == chosen.net && g.ema && curve.main_ema && g.ema->std == curve.main_ema->std &&
+                               g.ema->kimg == curve.main_ema->kimg;
+    // A guide length recurs under each main length. Resident, it is released after each curve and rebuilt (one
+    // pass over memory); streamed, a rebuild would read the file again, so it is kept until its last curve.
+    bool last_use = true;
+    for (size_t later = c + 1; later < curves.size(); ++later) last_use &= curves[later].guide != curve.guide;
+    const bool release_guide = !guide_is_main && (last_use || !nets.streamed(g.path));
+    for (size_t k = 0; k < weights.size(); ++k) {
+      const double w = weights[k];
       Row row;
-      row.setting = {g.name + " w=" + format_weight(w), {&main, &guide, nullptr}, w};
+      row.setting = {curve.name + " w=" + format_weight(w), {&main, &guide, nullptr}, w};
       row.decoder = &decoder;
       if (!o.presets.empty()) row.provenance["preset"] = o.presets.front();
-      row.folder = w == 1 ? "unguided-w1.00" : folder_name(g, w);
-      if (w == 1 && unguided >= 0) row.same_as = unguided;
-      if (w == 1 && unguided < 0) unguided = static_cast<int>(rows.size());
+      row.folder = folder_name(curve, w);
+      int& shared = unguided.emplace(curve.prefix, -1).first->second;
+      if (w == 1 && shared >= 0) row.same_as = shared;
+      if (w == 1 && shared < 0) shared = static_cast<int>(rows.size());
+      if (k == 0)
+        row.before = [this, &curve] {
+          nets.get(chosen.net, curve.main_ema, "nets.main_ema");
+          nets.get(curve.guide->path, curve.guide->ema, "nets.guide_ema");
+        };
+      if (k + 1 == weights.size())
+        row.after = [this, &curve, last_of_main, release_guide] {
+          if (release_guide) nets.release(curve.guide->path, curve.guide->ema);
+          if (last_of_main) nets.release(chosen.net, curve.main_ema);
+        };
       rows.push_back(row);
     }
   }
@@ -176,8 +228,8 @@ std::vector<Row> SweepRun::make_rows() {
 std::set<std::string> SweepRun::plan_outputs() const {
   const fs::path out(o.out);
   std::set<std::string> folders;
-  for (const Guide& g : guides)
-    for (double w : weights) folders.insert(w == 1 ? "unguided-w1.00" : folder_name(g, w));
+  for (const Curve& c : curves)
+    for (double w : weights) folders.insert(folder_name(c, w));
   std::vector<fs::path> files = {out / "grid.png", out / "results.csv", out / "results.json", out / "fd.png",
                                  out / "features"};
   if (o.given("--report")) files.push_back(report_path());
@@ -205,23 +257,23 @@ void SweepRun::clear_folders(const std::set<std::string>& folders) const {
 // FD against w, a curve per guide and feature space.
 void SweepRun::write_fd_plot(const fs::path& file) const {
   const size_t samples = setup.base.seeds.size();
-  std::vector<Series> curves;
+  std::vector<Series> lines;
   const std::vector<FdSpace>& spaces = fd->spaces;
-  for (size_t g = 0; g < guides.size(); ++g)
+  for (size_t g = 0; g < curves.size(); ++g)
     for (size_t f = 0; f < spaces.size(); ++f) {
-      Series s{spaces.size() == 1 ? guides[g].name : guides[g].name + " " + fd_label(spaces, f), {}, {}, {}, {}};
+      Series s{spaces.size() == 1 ? curves[g].name : curves[g].name + " " + fd_label(spaces, f), {}, {}, {}, {}};
       for (size_t k = 0; k < weights.size(); ++k) {
         const FdInterval& e = rows[g * weights.size() + k].fd[f].fd;
         s.x.push_back(weights[k]);
         s.y.push_back(e.value);
         s.lo.push_back(e.lo), s.hi.push_back(e.hi);
       }
-      curves.push_back(s);
+      lines.push_back(s);
     }
   const std::string n = std::to_string(samples);
   const std::string bars =
       fd->settings.resamples > 0 ? ", " + std::to_string(std::lround(fd->settings.confidence * 100)) + "% bars" : "";
-  write_png(file.string(), line_plot(curves, {"FD (" + n + " samples" + bars + ") against the guidance weight",
+  write_png(file.string(), line_plot(lines, {"FD (" + n + " samples" + bars + ") against the guidance weight",
                                               "guidance weight w", "FD"}));
 }
 
@@ -259,7 +311,7 @@ std::string SweepRun::csv_table() const {
   std::vector<std::vector<std::string>> lines = {header};
   for (size_t k = 0; k < rows.size(); ++k) {
     const Row& r = rows[k];
-    std::vector<std::string> line = {guides[k / weights.size()].name, format_number(r.setting.guidance),
+    std::vector<std::string> line = {curves[k / weights.size()].name, format_number(r.setting.guidance),
                                      to_string(r.run.mode), r.folder};
     if (spaces.empty()) line.push_back("");
     for (size_t f = 0; f < spaces.size(); ++f) {
@@ -285,11 +337,12 @@ void SweepRun::write_results(const nlohmann::json& rank_times) const {
   nlohmann::json settings_json = nlohmann::json::array();
   for (size_t k = 0; k < rows.size(); ++k) {
     const Row& r = rows[k];
-    const size_t g = k / weights.size();
-    nlohmann::json j = {{"guide", guides[g].name},  {"guide_file", guides[g].path}, {"w", r.setting.guidance},
+    const Guide& g = *curves[k / weights.size()].guide;
+    nlohmann::json j = {{"guide", g.name},  {"guide_file", g.path}, {"w", r.setting.guidance},
                         {"mode", to_string(r.run.mode)}, {"folder", r.folder},   {"label", r.setting.label},
                         {"images", base.seeds.size()},   {"seconds", r.seconds}};
     if (r.setting.nets.guide->posthoc_ema()) j["guide_ema"] = posthoc_ema_json(*r.setting.nets.guide);
+    if (r.setting.nets.main->posthoc_ema()) j["net_ema"] = posthoc_ema_json(*r.setting.nets.main);
     j["parameters"] = sample_parameters(r.setting.request(base), r.setting.nets, r.run.mode, r.decoder);
     j["parameters"].update(r.provenance);
     if (spaces.size() == 1) j["fd"] = r.fd[0].fd.value;
@@ -316,7 +369,7 @@ void SweepRun::write_results(const nlohmann::json& rank_times) const {
                             {"grid_layout", grid_layout(rows, base, "grid.png")},
                             {"tool", "autoguide " AUTOGUIDE_VERSION},
                             {"commit", git_commit()}};
-  if (main.posthoc_ema()) results["net_ema"] = posthoc_ema_json(main);
+  if (main.posthoc_ema() && chosen.net_emas.size() == 1) results["net_ema"] = posthoc_ema_json(main);
   if (decoder.vae()) results["vae"] = decoder.vae()->path(), results["vae_dtype"] = to_string(decoder.vae()->precision());
   if (!o.presets.empty()) results["preset"] = o.presets.front();
   if (spaces.size() == 1) results["detector"] = o.detectors[0], results["ref"] = o.refs[0];
@@ -377,7 +430,9 @@ void add_sweep(CLI::App& app) {
       "  autoguide sweep --net main.pt --uncond uncond.pt --guidance 1,1.5,2 --detector det.pt --ref ref.npz "
       "--num 500 --out out/cfg\n"
       "  autoguide sweep --preset edm2-img64-s-autog-fid --guidance 1.5:2.5:0.1 --out out/s\n"
-      "  autoguide sweep --net main.pt --gnet guide-set.pt --gnet-ema 0.05:0.20:0.025 --guidance 1.5,2,2.5 --out out/ema");
+      "  autoguide sweep --net main.pt --gnet guide-set.pt --gnet-ema 0.05:0.20:0.025 --guidance 1.5,2,2.5 --out out/ema\n"
+      "  autoguide sweep --net main-set.pt --net-ema 0.05,0.1 --gnet guide-set.pt --gnet-ema 0.05,0.1 --guidance 2 "
+      "--out out/ema2");
   cmd->callback([cmd] { run_as_rank(*cmd, o.dist_timeout, [](const Ranks& ranks) {
     if (o.out.empty()) throw UsageError("no output folder: give --out DIR");
     SweepRun(o, ranks).run();

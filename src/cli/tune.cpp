@@ -190,6 +190,10 @@ TuneRun::TuneRun(const Params& o, const Ranks& ranks)
   if (static_cast<int64_t>(setup.base.seeds.size()) < o.final_num)
     throw UsageError("--seeds has " + std::to_string(setup.base.seeds.size()) + " seeds; --final-num " +
                      std::to_string(o.final_num) + " needs that many");
+  for (const auto& c : candidates) {  // a streamed set then builds all of its lengths in one pass
+    nets.plan(o.net, c.net_ema, "nets.main_ema");
+    nets.plan(c.path, c.ema, "nets.guide_ema");
+  }
   for (auto& c : candidates) {
     mains.push_back(&nets.get(o.net, c.net_ema, "nets.main_ema"));
     guides.push_back(&nets.get(c.path, c.ema, "nets.guide_ema"));

@@ -170,8 +170,13 @@ def test_coefficients_and_residual_match_python(series, tmp_path, ema, kimg):
 @requires_bin
 @pytest.mark.parametrize('key,args', [('0.075', ['--gnet-ema', '0.075']),
                                       ('0.075-fp32', ['--gnet-ema', '0.075', '--ema-precision', 'fp32']),
-                                      ('0.150@4096', ['--gnet-ema', '0.15@4096'])])
+                                      ('0.150@4096', ['--gnet-ema', '0.15@4096']),
+                                      # Streamed from the file (the set exceeds 1 MB), one snapshot at a time.
+                                      ('0.075', ['--gnet-ema', '0.075', '--ema-memory', '1']),
+                                      ('0.075-fp32', ['--gnet-ema', '0.075', '--ema-precision', 'fp32',
+                                                      '--ema-memory', '1'])])
 def test_generate_from_set_equals_generate_from_reconstructed_net(series, tmp_path, key, args):
+    assert series['set'].stat().st_size > 2**20  # so that --ema-memory 1 streams it
     common = ['--net', series['main'], '--guidance', '2.5', '--seeds', '0-5', '--steps', '8', '--quiet']
     ok('generate', *common, '--gnet', series['refs'][key], '--out', tmp_path / 'ref')
     ok('generate', *common, '--gnet', series['set'], *args, '--out', tmp_path / 'set')
@@ -225,7 +230,11 @@ def test_bad_sets_and_lengths_are_refused(series, tmp_path):
         (['--net', sets['missing_profile'], '--net-ema', '0.1'], 'lacks the EMA 0.100 snapshot at 4096000 images'),
         (['--net', sets['mixed_architectures'], '--net-ema', '0.1'], 'does not fit the net'),
         (['--net', sets['truncated'], '--net-ema', '0.1'], 'truncated.pt'),
+        (['--net', series['set'], '--net-ema', '0.1', '--ema-memory', '0'], '--ema-memory: must be a whole number'),
+        (['--net', series['set'], '--net-ema', '0.05,0.1'], '--net-ema takes one EMA length here'),
     ]
+    # Each case resident and streamed (--ema-memory 1: the sets are over 1 MB), which reads the file otherwise.
+    cases += [(args + ['--ema-memory', '1'], message) for args, message in cases if '--ema-memory' not in args]
     for args, message in cases:
         out = tmp_path / 'out'
         r = autoguide('generate', *args, '--seeds', '0', '--steps', '2', '--out', out)
@@ -257,3 +266,36 @@ def test_sweep_crosses_ema_lengths_with_weights_and_rows_equal_generate(series, 
     # Distinct lengths are distinct guides: their guided images differ.
     other = pixels(tmp_path / 'sweep' / 'set-ema0.050-w2.00' / '000000.png')
     assert not np.array_equal(other, pixels(tmp_path / 'gen' / '000000.png'))
+
+
+@requires_bin
+def test_sweep_crosses_main_and_guide_lengths_and_rows_equal_generate(series, tmp_path):
+    """--net-ema as an axis: main lengths x guide lengths x weights, each row the images generate makes."""
+    common = ['--seeds', '0-2', '--steps', '5', '--quiet']
+    sweep = ['sweep', *common, '--net', series['set'], '--net-ema', '0.05,0.1', '--gnet', series['set'],
+             '--gnet-ema', '0.075,0.15', '--guidance', '1,2']
+    ok(*sweep, '--out', tmp_path / 'sweep')
+    results = json.loads((tmp_path / 'sweep' / 'results.json').read_text())
+    got = [(r['label'], r['folder'], r['net_ema']['std'], r['guide_ema']['std']) for r in results['settings']]
+    want = []
+    for m in ('0.050', '0.100'):
+        for g in ('0.075', '0.150'):
+            for w in ('1.00', '2.00'):
+                folder = f'main-ema{m}-' + ('unguided-w1.00' if w == '1.00' else f'set-ema{g}-w{w}')
+                want.append((f'main ema={m} set.pt ema={g} w={w}', folder, float(m), float(g)))
+    assert got == want
+    assert 'net_ema' not in results  # several main lengths: recorded per row
+    ok('generate', *common, '--net', series['set'], '--net-ema', '0.1', '--gnet', series['set'], '--gnet-ema', '0.15',
+       '--guidance', '2', '--out', tmp_path / 'gen')
+    folder = tmp_path / 'sweep' / 'main-ema0.100-set-ema0.150-w2.00'
+    for seed in range(3):  # the PNG bytes, metadata included
+        assert (folder / f'{seed:06d}.png').read_bytes() == (tmp_path / 'gen' / f'{seed:06d}.png').read_bytes(), seed
+    # The main length matters: the other main length's row at the same guide differs.
+    other = tmp_path / 'sweep' / 'main-ema0.050-set-ema0.150-w2.00' / '000000.png'
+    assert not np.array_equal(pixels(other), pixels(tmp_path / 'gen' / '000000.png'))
+    # Streamed (every length built in one pass over the file): the same files, bit for bit.
+    assert series['set'].stat().st_size > 2**20
+    ok(*sweep, '--ema-memory', '1', '--out', tmp_path / 'streamed')
+    for png in sorted((tmp_path / 'sweep').rglob('*.png')):
+        twin = tmp_path / 'streamed' / png.relative_to(tmp_path / 'sweep')
+        assert png.read_bytes() == twin.read_bytes(), png
