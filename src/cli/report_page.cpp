@@ -182,7 +182,9 @@ nlohmann::json tune_data(const nlohmann::json& tune, const fs::path& results_fil
     images[folder] = folder_images(run_dir, folder, first, page_dir, absent);
   }
   data["images"] = images;
-  if (!absent.empty()) missing.push_back(absent_note(absent, "the tune's images/ folder"));
+  if (!absent.empty())  // --reuse takes another run's features, not its PNGs: a likely cause, worth a word
+    missing.push_back(absent_note(absent, "the tune's images/ folder") +
+                      " Points taken from another tune with --reuse keep their PNGs in that run's images/.");
 
   const std::string state = get_or<std::string>(tune, "state", "");
   if (state != "done") {
