@@ -255,7 +255,7 @@ std::vector<OptionSpec> make_table() {
       {"--overwrite", "", "Replace the outputs of an earlier run", G::Output, {"generate", "sweep", "compare", "tune", "ref", "fid", "report"}, "",
        "", flag([](Params& p) -> auto& { return p.overwrite; })},
       {"--report", "[=FILE]", "Also write report.html, one offline page of the results (charts with intervals, "
-       "tables, images): sweep: OUT/report.html; compare: OUT's name + .html; =FILE: there",
+       "tables, images): sweep, tune: OUT/report.html; compare: OUT's name + .html; =FILE: there",
        G::Output, kMeasure, "", "", [](CLI::App& app, Params& p, const OptionSpec& s) {
          return app.add_option(s.names, p.report, s.help)->expected(0, 1)->default_str("");
        }},
@@ -435,7 +435,7 @@ const std::vector<std::pair<std::string, std::string>>& subcommands() {
       {"compare", "No guidance, CFG and autoguidance (and their mix) side by side on the same seeds; FD per row"},
       {"tune", "Search guides, EMA lengths and w for the lowest FD with a fraction of a grid's images; "
                "autoguidance vs CFG with intervals"},
-      {"report", "report.html from a finished sweep or compare: charts with intervals, tables, images (offline)"},
+      {"report", "report.html from a sweep, compare or tune: charts with intervals, tables, images (offline)"},
       {"ref", "Feature statistics of a reference image set (for fid --ref)"},
       {"fid", "Fréchet distance (FID with Inception-v3) to reference statistics; --pr adds precision/recall"},
       {"info", "Print a converted model's metadata and parameter count"},

@@ -1,5 +1,5 @@
-// `autoguide report RUN`: report.html from a finished sweep (its --out folder) or compare (its X.json), the same
-// page that `--report` writes at the end of the run.
+// `autoguide report RUN`: report.html from a finished sweep (its --out folder), compare (its X.json) or tune (its
+// --out folder, finished or not), the same page that `--report` writes at the end of the run.
 #include <filesystem>
 #include <iostream>
 
@@ -15,16 +15,16 @@ namespace autoguide::cli {
 
 namespace {
 
-// RUN as a results file: a folder's results.json, or the JSON file given.
+// RUN as a results file: a sweep folder's results.json or a tune folder's tune.json, or the JSON file given.
 fs::path results_file(const std::string& run) {
   if (fs::is_directory(run)) {
-    const fs::path f = fs::path(run) / "results.json";
-    if (!fs::is_regular_file(f))
-      throw UsageError(run + " holds no results.json; give the --out folder of a finished sweep, or compare's X.json");
-    return f;
+    for (const char* name : {"results.json", "tune.json"})
+      if (fs::is_regular_file(fs::path(run) / name)) return fs::path(run) / name;
+    throw UsageError(run + " holds no results.json or tune.json; give the --out folder of a finished sweep or of "
+                     "a tune, or compare's X.json");
   }
   if (!fs::is_regular_file(run))
-    throw UsageError(run + " does not exist; give the --out folder of a finished sweep, or compare's X.json");
+    throw UsageError(run + " does not exist; give the --out folder of a finished sweep or of a tune, or compare's X.json");
   return run;
 }
 
@@ -34,11 +34,12 @@ void add_report(CLI::App& app) {
   auto* cmd = app.add_subcommand("report", subcommand_help("report"));
   static Params o;
   static std::string run;
-  cmd->add_option("run", run, "A sweep's --out folder (its results.json) or compare's X.json")->required();
+  cmd->add_option("run", run, "A sweep's or tune's --out folder (its results.json, tune.json) or compare's X.json")
+      ->required();
   add_options(*cmd, o);
   cmd->footer(
-      "Writes DIR/report.html for a sweep folder, X.html beside compare's X.json (or --out PAGE.html): one page,\n"
-      "data embedded, images linked relative to it; it opens from file:// without network.\n"
+      "Writes DIR/report.html for a sweep's or tune's folder, X.html beside compare's X.json (or --out PAGE.html):\n"
+      "one page, data embedded, images linked relative to it; it opens from file:// without network.\n"
       "Examples:\n  autoguide report out/sweep\n  autoguide report out/cmp.json --out out/cmp-report.html");
   cmd->callback([] {
     const fs::path results = results_file(run);

@@ -25,6 +25,7 @@
 #include "nets.hpp"
 #include "npy.hpp"
 #include "option_values.hpp"
+#include "report_page.hpp"
 #include "rows.hpp"
 #include "sampling_options.hpp"
 #include "tune_points.hpp"
@@ -436,12 +437,22 @@ void TuneRun::announce(const SearchCost& cost) const {
             << "replaces: " << cost.grid_images << "\n";
 }
 
+// --report's page: OUT/report.html, or the file given.
+fs::path tune_report_path(const Params& o) { return o.report.empty() ? fs::path(o.out) / "report.html" : fs::path(o.report); }
+
 void TuneRun::run() {
   ranks.use_device(setup.device);
   check_same_files(ranks, nets.file_hashes());
   if (!ranks.root()) return follow();
   std::optional<OutputLock> lock;
   check_resume();
+  if (o.given("--report")) {  // refused before any sampling, not after hours of it
+    if (tune_report_path(o).lexically_normal() == (fs::path(o.out) / "tune.json").lexically_normal())
+      throw UsageError("--report " + tune_report_path(o).string() + " would replace tune's own tune.json; give the page another name");
+    if (!o.overwrite && !o.resume && fs::exists(tune_report_path(o)))
+      throw UsageError(tune_report_path(o).string() + " already exists; add --overwrite to replace it");
+    ensure_writable_parent(tune_report_path(o).string());
+  }
   lock.emplace(OutputLock::claim_folder(o.out, "--out"));
   if (o.overwrite && !o.resume)
     for (const char* ours : {"points", "images", "features", "tune.json"}) fs::remove_all(fs::path(o.out) / ours);
@@ -465,6 +476,7 @@ void TuneRun::run() {
   nlohmann::json state = result_json(result, cost);
   state["state"] = "done";
   write_state(state);
+  if (o.given("--report")) write_report(fs::path(o.out) / "tune.json", tune_report_path(o));
   if (o.quiet) return;
   for (size_t g = 0; g < result.groups.size(); ++g) {
     const FinalEstimate& f = result.finals[result.winners[g]];
@@ -475,7 +487,8 @@ void TuneRun::run() {
     std::cerr << "autoguide: " << verdict_text(*result.between_groups, state["between_groups"]["a"], state["between_groups"]["b"]) << "\n";
   std::cerr << "autoguide: tune spent " << result.images << " images (the grid: " << cost.grid_images << "; sampled by "
             << "this run: " << sampled_ << "); wrote "
-            << (fs::path(o.out) / "tune.json").string() << "\n";
+            << (fs::path(o.out) / "tune.json").string() << (o.given("--report") ? ", " + tune_report_path(o).string() : "")
+            << "\n";
 }
 
 }  // namespace

@@ -4,7 +4,12 @@ embedded data is the results file; it draws one curve per guide (compare: per mo
 point per setting, the table has the settings' labels and values, every image resolves, and a click on an image
 shows its seed; the screenshot is not blank. A run with one setting, without a detector, or with PNGs missing
 still renders and says what is missing; a two-rank run gives the one-process page; bad input to `autoguide
-report` is refused (exit 2, one line, nothing written)."""
+report` is refused (exit 2, one line, nothing written).
+
+A tune's page: the winners, the paired autoguidance-vs-CFG difference and the images spent against the grid as
+tune.json has them; one curve per candidate with a point per weight it measured, each at the most seeds it
+reached; a block per round of the search trace; the finals with their images. A tune killed after a round still
+renders and says it is unfinished; two ranks give the one-process page."""
 import io
 import json
 import shutil
@@ -17,6 +22,8 @@ from PIL import Image
 
 from cli import autoguide, ok, requires_bin  # noqa: F401
 from test_sweep_compare import FAST, metric, png_parameters  # noqa: F401  (the detector and reference statistics)
+from test_distributed import by_hand
+from test_tune import tune_args
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'scripts'))
 from autoguide_py import browser as offline  # noqa: E402
@@ -212,8 +219,24 @@ def test_one_setting_without_detector_and_missing_pngs(browser, nets, tmp_path):
     assert d.title != 'x'
 
 
+def same(a, b, where=''):
+    """a == b but for floats, which agree to ~1e-8: the bootstrap's float64 sums are reduced across ranks."""
+    assert type(a) is type(b), where
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            same(a[k], b[k], f'{where}.{k}')
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for k, (x, y) in enumerate(zip(a, b)):
+            same(x, y, f'{where}[{k}]')
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-7), where
+    else:
+        assert a == b, where
+
+
 def test_page_is_the_same_from_two_ranks(nets, metric, tmp_path):
-    from test_distributed import by_hand
     args = ['sweep', '--net', nets['main'], '--gnet', nets['guide'], '--guidance', '1,2', '--seeds', '0-4',
             '--detector', metric['detector'], '--ref', metric['ref'], '--resamples', 20, '--report', '--quiet', *FAST]
     ok(*args, '--out', tmp_path / 'one')
@@ -228,20 +251,6 @@ def test_page_is_the_same_from_two_ranks(nets, metric, tmp_path):
             s['seconds'] = 0
         return data
 
-    def same(a, b, where=''):  # the bootstrap's float64 sums, reduced across ranks, agree to ~1e-8
-        assert type(a) is type(b), where
-        if isinstance(a, dict):
-            assert a.keys() == b.keys(), where
-            for k in a:
-                same(a[k], b[k], f'{where}.{k}')
-        elif isinstance(a, list):
-            assert len(a) == len(b), where
-            for k, (x, y) in enumerate(zip(a, b)):
-                same(x, y, f'{where}[{k}]')
-        elif isinstance(a, float):
-            assert a == pytest.approx(b, rel=1e-7), where
-        else:
-            assert a == b, where
     same(untimed(pages[0]), untimed(pages[1]))
     # Given the same results file, the rest of the page (the images' links and metadata, the grid) is the same
     # byte for byte: nothing else (no clock, no host) goes into it.
@@ -300,3 +309,156 @@ def test_the_browser_sees_what_a_page_must_not_do(browser, tmp_path):
     browser.open(page)
     found = ' | '.join(browser.problems())
     assert 'missing.png' in found and 'cdn.example.com' in found and 'undefined_function' in found, found
+
+
+# ---- tune ----------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def tune_run(nets, metric, tmp_path_factory):
+    """A tiny tune (test_tune's: a guide and CFG, w in 1:3:0.25, rounds from 4 seeds, final on 16) with --report."""
+    out = tmp_path_factory.mktemp('report-tune') / 'tune'
+    ok(*tune_args(nets, metric, out, '--report'))
+    return out
+
+
+def objective_of(t):
+    return next(s['name'] for s in t['spaces'] if s['objective'])
+
+
+def expected_points(t):
+    """candidate -> {w: (seeds, FD)}: each weight a candidate was measured at, at the most seeds it reached in a
+    round or the final."""
+    points = {}
+    for r in t['rounds']:
+        for c in r['candidates']:
+            for e in c.get('evaluations', []) if c['measured'] else []:
+                m = points.setdefault(c['candidate'], {})
+                if e['w'] not in m or e['seeds'] >= m[e['w']][0]:
+                    m[e['w']] = (e['seeds'], e['fd']['value'])
+    for f in t.get('finals', []):
+        m = points.setdefault(f['candidate'], {})
+        if f['w'] not in m or f['seeds'] >= m[f['w']][0]:
+            m[f['w']] = (f['seeds'], f['estimates'][objective_of(t)]['value'])
+    return points
+
+
+def check_tune_chart(d, t):
+    objective = objective_of(t)
+    expected = expected_points(t)
+    for label, points in expected.items():
+        measured = {e['w'] for r in t['rounds'] for c in r['candidates'] if c['candidate'] == label and c['measured']
+                    for e in c['evaluations']}
+        curves = d.find_elements('css selector', f'path.curve[data-series="{label}"][data-space="{objective}"]')
+        assert len(curves) == 1 and int(curves[0].get_attribute('data-points')) == len(measured) == len(points), label
+        shown = sorted((float(p.get_attribute('data-w')), int(p.get_attribute('data-n')), float(p.get_attribute('data-fd')))
+                       for p in d.find_elements('css selector', f'.point[data-series="{label}"]'))
+        assert shown == sorted((w, n, fd) for w, (n, fd) in points.items()), label
+        # The N of each point is written beside it.
+        labels = d.find_elements('css selector', f'g.series[data-series="{label}"] text.n-label')
+        assert sorted(int(x.text) for x in labels) == sorted(n for n, _ in points.values())
+    assert len(d.find_elements('css selector', 'path.curve')) == len(expected)
+    chart = d.find_element('css selector', 'svg.tune-chart')
+    assert 'guidance weight w' in chart.find_element('css selector', '.x-label').text
+    assert f'FD in {objective}' in chart.find_element('css selector', '.y-label').text
+    assert len(d.find_elements('css selector', '.errorbar')) == sum(map(len, expected.values()))
+
+
+def check_trace(d, t):
+    blocks = d.find_elements('css selector', '#trace-section div.round')
+    assert len(blocks) == len(t['rounds'])
+    for block, r in zip(blocks, t['rounds']):
+        assert int(block.get_attribute('data-n')) == r['n']
+        rows = block.find_elements('css selector', 'tr.trace')
+        assert [x.get_attribute('data-candidate') for x in rows] == [c['candidate'] for c in r['candidates']]
+        for row, c in zip(rows, r['candidates']):
+            status = 'out' if not c['measured'] else 'dropped' if c['dropped'] else 'leader' if c['leader'] else 'kept'
+            assert row.get_attribute('data-status') == status
+            if c['measured']:
+                assert float(row.get_attribute('data-best-w')) == c['best_w']
+
+
+def test_tune_report_in_a_browser(browser, tune_run, tmp_path):
+    t = json.loads((tune_run / 'tune.json').read_text())
+    data = embedded(tune_run / 'report.html')
+    assert data['kind'] == 'tune' and data['results'] == t and data['missing'] == []
+    assert t['state'] == 'done' and len(t['rounds']) >= 2
+    d = render(browser, tune_run / 'report.html')
+    # The answer first: each group's winner with its interval, autoguidance vs CFG, images against the grid.
+    assert set(t['winners']) == {'autoguidance', 'cfg'}
+    for group, w in t['winners'].items():
+        shown = d.find_element('css selector', f'#answer p.winner[data-group="{group}"]')
+        assert shown.get_attribute('data-candidate') == w['candidate'] and w['candidate'] in shown.text
+        assert float(shown.get_attribute('data-w')) == w['w']
+        assert float(shown.get_attribute('data-fd')) == w['estimate']['value']
+    between = d.find_element('css selector', '#between-groups')
+    assert between.get_attribute('data-verdict') == t['between_groups']['verdict']
+    assert float(between.get_attribute('data-value')) == t['between_groups']['value']
+    assert t['between_groups']['a'] in between.text and t['between_groups']['b'] in between.text
+    cost = d.find_element('css selector', '#tune-cost')
+    assert f"{t['images']} sampled" in cost.text and f"against {t['grid_images']}" in cost.text
+    assert len(d.find_elements('css selector', 'circle.winner-mark')) == len(t['winners'])
+    check_tune_chart(d, t)
+    check_trace(d, t)
+    # The finals, and their images: the first seeds, each clickable for its seed and class.
+    rows = d.find_elements('css selector', '#finals-table tr.final')
+    assert [(r.get_attribute('data-candidate'), float(r.get_attribute('data-w')), int(r.get_attribute('data-rank')))
+            for r in rows] == [(f['candidate'], f['w'], f['rank']) for f in t['finals']]
+    for row, f in zip(rows, t['finals']):  # (two finalists may be one point: w = 1 is the same for all)
+        thumbs = row.find_elements('css selector', f'img.thumb[data-folder="{f["folder"]}"]')
+        assert [int(x.get_attribute('data-seed')) for x in thumbs] == list(range(min(8, f['seeds'])))
+    final = t['finals'][-1]
+    rows[-1].find_elements('css selector', 'img.thumb')[3].click()
+    meta = png_parameters(tune_run / final['folder'] / '000003.png')
+    assert d.find_element('css selector', '#details-seed').text == str(meta['seed']) == '3'
+    assert d.find_element('css selector', '#details-class').text == str(meta['class'])
+    assert final['candidate'] in d.find_element('css selector', '#details-setting').text
+    not_blank(browser.screenshot(tmp_path / 'tune.png'))
+    assert browser.problems() == []
+
+
+def test_unfinished_tune_report(browser, tune_run, tmp_path):
+    """tune.json as a run killed after its first round leaves it (write_state before the final: no finals,
+    winners or cost, state "running"): the page renders what there is and says the run is unfinished."""
+    run = tmp_path / 'killed'
+    shutil.copytree(tune_run, run)
+    t = json.loads((run / 'tune.json').read_text())
+    cut = {'tool': t['tool'], 'parameters': t['parameters'], 'rounds': t['rounds'][:1], 'state': 'running',
+           'spaces': t['spaces']}
+    (run / 'tune.json').write_text(json.dumps(cut, indent=2))
+    ok('report', run, '--overwrite', '-q')
+    d = render(browser, run / 'report.html')
+    notes = ' '.join(missing_notes(d))
+    assert 'Unfinished tune' in notes and f"after 1 round, the last on {cut['rounds'][0]['n']} seeds" in notes, notes
+    assert '(unfinished)' in d.find_element('css selector', '#title').text
+    assert 'no winner yet' in d.find_element('css selector', '#unfinished').text
+    assert not d.find_elements('css selector', 'p.winner') and not d.find_elements('css selector', '#finals-table')
+    check_tune_chart(d, cut)
+    check_trace(d, cut)
+    # In place of the finals' images, those of each candidate's best point in the round, on that round's seeds.
+    measured = [c for c in cut['rounds'][0]['candidates'] if c['measured']]
+    rows = d.find_elements('css selector', 'tr.last-best')
+    assert [r.get_attribute('data-candidate') for r in rows] == [c['candidate'] for c in measured]
+    for row in rows:
+        assert len(row.find_elements('css selector', 'img.thumb')) == min(8, cut['rounds'][0]['n'])
+    not_blank(browser.screenshot(None))
+    # A tune.json cut off mid-write (tune writes it whole, by rename; a copy may not be) is refused, not drawn.
+    (run / 'tune.json').write_text(json.dumps(cut)[:200])
+    bad('report', run, '--overwrite', message='is not valid JSON')
+
+
+def test_tune_page_is_the_same_from_two_ranks(tune_run, nets, metric, tmp_path):
+    ranks = by_hand(2, *tune_args(nets, metric, tmp_path / 'two', '--report'))
+    assert all(code == 0 for code, _, _ in ranks), ranks
+    same(embedded(tmp_path / 'two' / 'report.html'), embedded(tune_run / 'report.html'))
+    # From the same tune.json, the same page byte for byte.
+    shutil.copy(tune_run / 'tune.json', tmp_path / 'two' / 'tune.json')
+    ok('report', tmp_path / 'two', '--overwrite', '-q')
+    assert (tmp_path / 'two' / 'report.html').read_bytes() == (tune_run / 'report.html').read_bytes()
+
+
+def test_tune_report_refused_before_sampling(nets, metric, tmp_path):
+    out = tmp_path / 'tune'
+    bad(*tune_args(nets, metric, out, '--report=' + str(out / 'tune.json')), message='would replace')
+    (tmp_path / 'page.html').write_text('')
+    bad(*tune_args(nets, metric, out, '--report=' + str(tmp_path / 'page.html')), message='already exists')
+    assert not (out / 'images').exists()
