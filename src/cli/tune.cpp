@@ -116,6 +116,17 @@ std::vector<TuneCandidate> make_candidates(const Params& o) {
 
 class TuneRun;
 
+// Where two runs' parameters part: "sampling.steps", for a message.
+std::string first_difference(const nlohmann::json& a, const nlohmann::json& b, const std::string& at = "") {
+  if (a.is_object() && b.is_object()) {
+    for (const auto& [k, v] : a.items())
+      if (!b.contains(k) || b[k] != v) return first_difference(v, b.contains(k) ? b[k] : nlohmann::json(), at.empty() ? k : at + "." + k);
+    for (const auto& [k, v] : b.items())
+      if (!a.contains(k)) return at.empty() ? k : at + "." + k;
+  }
+  return at.empty() ? "the whole" : at;
+}
+
 // An earlier run's tune.json (it may be damaged: UsageError naming it, with `fix`).
 nlohmann::json read_tune_json(const fs::path& file, const std::string& fix) {
   std::ifstream in(file, std::ios::binary);
@@ -310,7 +321,9 @@ nlohmann::json TuneRun::parameters() const {
                       {"refs", o.refs},
                       {"bootstrap", bootstrap_json(fd_->settings)}};
   p["sampling"] = sample_parameters(setup.base, {mains.front(), guides.front(), nullptr}, GuidanceMode::None, decoder);
-  for (const char* drop : {"seed", "class", "guidance", "mode", "gnet", "gnet_sha256", "guide_ema"}) p["sampling"].erase(drop);
+  // Not what sampled the images: a rebuilt tool resumes a run (its images do not depend on the commit).
+  for (const char* drop : {"seed", "class", "guidance", "mode", "gnet", "gnet_sha256", "guide_ema", "commit", "tool"})
+    p["sampling"].erase(drop);
   return p;
 }
 
@@ -421,8 +434,9 @@ void TuneRun::reuse_points() {
     ours.erase(free);
   }
   if (theirs != ours)
-    throw UsageError("--reuse: " + file.string() + " sampled other nets, candidates, seeds or settings; its images "
-                     "are not this run's (only the detectors, --first-num and --budget may differ)");
+    throw UsageError("--reuse: " + file.string() + " sampled other nets, candidates, seeds or settings (" +
+                     first_difference(ours, theirs) + "); its images are not this run's (only the detectors, "
+                     "--first-num and --budget may differ)");
   const size_t taken = points_->load(fs::path(o.reuse) / "points");
   if (!o.quiet) std::cerr << "autoguide: tune: took " << taken << " measured points from " << o.reuse << "\n";
 }
