@@ -46,10 +46,13 @@ size_t PointStore::load(const fs::path& dir) {
     }
   }
   size_t taken = 0;
-  for (auto& [key, v] : found) {
+  for (auto& entry : found) {
+    const std::string& key = entry.first;
+    std::vector<torch::Tensor>& v = entry.second;  // not a structured binding: the lambda uses it (clang, C++17)
     // A point whose spaces disagree in length was cut by a kill between two files: it is measured again.
-    const bool whole = std::all_of(v.begin(), v.end(), [&](const torch::Tensor& t) {
-      return t.defined() && t.dim() == 2 && t.size(0) == v.front().size(0);
+    const int64_t rows = v.front().defined() ? v.front().size(0) : -1;
+    const bool whole = std::all_of(v.begin(), v.end(), [rows](const torch::Tensor& t) {
+      return t.defined() && t.dim() == 2 && t.size(0) == rows;
     });
     if (!whole || v.front().size(0) <= have(key)) continue;
     features_[key] = v;
