@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "autoguide/error.hpp"
 
@@ -50,9 +51,15 @@ using PointKey = std::pair<size_t, int64_t>;
 
 struct CandidateState {
   bool alive = true, converged = false;
+  bool set_aside = false;        // left out of later rounds for the budget (not shown worse: not dropped)
   int64_t centre = 0, step = 0;  // lattice positions
-  double fd = 0;                 // at the centre, in the last round
+  double fd = 0;                 // at the centre, in the last round it was measured in
+  int64_t last_n = 0;            // that round's seeds, and the points it measured there with their FDs
+  std::vector<std::pair<int64_t, double>> last;
+  bool active() const { return alive && !set_aside; }
 };
+
+using Plan = std::vector<std::pair<size_t, std::vector<int64_t>>>;
 
 class Search {
  public:
@@ -72,14 +79,19 @@ class Search {
     while (o_.candidates[first].main != o_.candidates[c].main) ++first;
     return {kShared - first, k};
   }
-  // The positions a candidate measures this round.
+  // The positions a candidate measures this round (none: its w is found and no rival is left to compare).
   std::vector<int64_t> positions(size_t c, bool first) const;
+  size_t active_in(const std::string& group) const;
+  Plan next_plan(bool first) const;
   // Images that giving every (candidate, positions) n seeds would sample.
-  int64_t cost(const std::vector<std::pair<size_t, std::vector<int64_t>>>& plan, int64_t n) const;
-  int64_t final_reserve(int64_t n) const;
-  int64_t extend(const std::vector<std::pair<size_t, std::vector<int64_t>>>& plan, int64_t n);
-  SearchRound round(int64_t n, bool first);
+  int64_t cost(const Plan& plan, int64_t n) const;
+  int64_t final_reserve(const Plan& plan, int64_t n) const;
+  bool fits(const Plan& plan, int64_t n, int64_t budget) const;
+  bool set_aside_one(Plan& plan);
+  int64_t extend(const Plan& plan, int64_t n);
+  SearchRound round(const Plan& plan, int64_t n, bool first);
   void eliminate(SearchRound& r, int64_t n);
+  std::vector<SearchPoint> finalists(const std::string& group) const;
   void finish(SearchResult& result);
   bool done() const;
 
@@ -95,14 +107,29 @@ class Search {
 std::vector<int64_t> Search::positions(size_t c, bool first) const {
   if (first) return lattice_.first_positions();
   const CandidateState& s = state_[c];
-  if (s.converged) return {s.centre};
+  // A converged candidate is measured on (its centre only) while rivals remain to be compared with it.
+  if (s.converged) return active_in(o_.candidates[c].group) > 1 ? std::vector<int64_t>{s.centre} : std::vector<int64_t>{};
   std::vector<int64_t> ks;
   for (int64_t k : {s.centre - s.step, s.centre, s.centre + s.step})
     if (k >= 0 && k <= lattice_.last) ks.push_back(k);
   return ks;
 }
 
-int64_t Search::cost(const std::vector<std::pair<size_t, std::vector<int64_t>>>& plan, int64_t n) const {
+size_t Search::active_in(const std::string& group) const {
+  size_t count = 0;
+  for (size_t c = 0; c < state_.size(); ++c) count += state_[c].active() && o_.candidates[c].group == group;
+  return count;
+}
+
+Plan Search::next_plan(bool first) const {
+  Plan p;
+  for (size_t c = 0; c < state_.size(); ++c)
+    if (state_[c].active())
+      if (std::vector<int64_t> ks = positions(c, first); !ks.empty()) p.emplace_back(c, std::move(ks));
+  return p;
+}
+
+int64_t Search::cost(const Plan& plan, int64_t n) const {
   std::set<PointKey> seen;
   int64_t images = 0;
   for (const auto& [c, ks] : plan)
@@ -115,18 +142,54 @@ int64_t Search::cost(const std::vector<std::pair<size_t, std::vector<int64_t>>>&
   return images;
 }
 
-// The final estimate's images, were the finalists' best points already measured on n seeds.
-int64_t Search::final_reserve(int64_t n) const {
-  int64_t finalists = 0;
+// The final's images after a round of `plan` at n: per group, its finalists (kFinalistsPerGroup points) taken
+// from the seeds of the group's last round to final_num.
+int64_t Search::final_reserve(const Plan& plan, int64_t n) const {
+  int64_t images = 0;
   for (const std::string& g : groups_) {
-    int64_t alive = 0;
-    for (size_t c = 0; c < state_.size(); ++c) alive += state_[c].alive && o_.candidates[c].group == g;
-    finalists += std::min<int64_t>(alive, kFinalistsPerGroup);
+    int64_t points = 0, have = 0;
+    for (const auto& [c, ks] : plan)
+      if (o_.candidates[c].group == g) points += static_cast<int64_t>(ks.size()), have = n;
+    if (points == 0) {  // not in this round: its last round's points
+      for (size_t c = 0; c < state_.size(); ++c)
+        if (state_[c].alive && o_.candidates[c].group == g) have = std::max(have, state_[c].last_n);
+      for (size_t c = 0; c < state_.size(); ++c)
+        if (state_[c].alive && o_.candidates[c].group == g && state_[c].last_n == have)
+          points += static_cast<int64_t>(state_[c].last.size());
+    }
+    images += std::min<int64_t>(points, kFinalistsPerGroup) * std::max<int64_t>(0, o_.final_num - have);
   }
-  return finalists * std::max<int64_t>(0, o_.final_num - n);
+  return images;
 }
 
-int64_t Search::extend(const std::vector<std::pair<size_t, std::vector<int64_t>>>& plan, int64_t n) {
+bool Search::fits(const Plan& plan, int64_t n, int64_t budget) const {
+  return images_ + cost(plan, n) + final_reserve(plan, n) <= budget;
+}
+
+// When a round of every survivor does not fit the budget, the rounds go on with fewer (successive halving's
+// budget, Li et al. 2018): the worst of the group with the most candidates in the round is set aside, never a
+// group's leader; with one per group left, the last group's. It stays a finalist only if its group's rounds end
+// at its seeds; it is not dropped, as nothing showed it worse.
+bool Search::set_aside_one(Plan& plan) {
+  std::map<std::string, std::vector<size_t>> in_round;  // plan entries per group
+  for (size_t j = 0; j < plan.size(); ++j) in_round[o_.candidates[plan[j].first].group].push_back(j);
+  std::optional<size_t> out;
+  size_t most = 1;
+  for (const std::string& g : groups_) {
+    const auto& js = in_round[g];
+    if (js.size() <= most) continue;
+    most = js.size();
+    out = *std::max_element(js.begin(), js.end(),
+                            [&](size_t a, size_t b) { return state_[plan[a].first].fd < state_[plan[b].first].fd; });
+  }
+  if (!out && !plan.empty()) out = plan.size() - 1;  // one per group: the last group's candidate
+  if (!out) return false;
+  state_[plan[*out].first].set_aside = true;
+  plan.erase(plan.begin() + static_cast<std::ptrdiff_t>(*out));
+  return true;
+}
+
+int64_t Search::extend(const Plan& plan, int64_t n) {
   const int64_t images = cost(plan, n);
   std::vector<SearchPoint> points;
   std::set<PointKey> seen;
@@ -139,18 +202,18 @@ int64_t Search::extend(const std::vector<std::pair<size_t, std::vector<int64_t>>
   return images;
 }
 
-SearchRound Search::round(int64_t n, bool first) {
-  std::vector<std::pair<size_t, std::vector<int64_t>>> plan;
-  for (size_t c = 0; c < state_.size(); ++c)
-    if (state_[c].alive) plan.emplace_back(c, positions(c, first));
+SearchRound Search::round(const Plan& plan, int64_t n, bool first) {
   SearchRound r;
   r.n = n;
   r.images = extend(plan, n);
   r.candidates.resize(state_.size());
+  for (size_t c = 0; c < state_.size(); ++c)
+    r.candidates[c].out = !state_[c].alive ? "dropped" : state_[c].set_aside ? "set aside" : "w found";
   for (const auto& [c, ks] : plan) {
     CandidateState& s = state_[c];
     CandidateRound& cr = r.candidates[c];
     cr.measured = true;
+    cr.out.clear();
     cr.centre = lattice_.weight(first ? 0 : s.centre);
     cr.step = static_cast<double>(first ? lattice_.first_step() : s.step) * o_.w_step;
     size_t best = 0;
@@ -175,8 +238,12 @@ SearchRound Search::round(int64_t n, bool first) {
       }
     }
     cr.best_w = lattice_.weight(s.centre);
-    for (size_t j = 0; j < ks.size(); ++j)
+    s.last_n = n;
+    s.last.clear();
+    for (size_t j = 0; j < ks.size(); ++j) {
+      s.last.emplace_back(ks[j], cr.fds[j].fd.value);
       if (ks[j] == s.centre) s.fd = cr.fds[j].fd.value;
+    }
     cr.at_edge = lattice_.last > 0 && (s.centre == 0 || s.centre == lattice_.last);
     cr.converged = s.converged;
   }
@@ -194,14 +261,15 @@ void Search::eliminate(SearchRound& r, int64_t n) {
       const auto it = std::find(cr.weights.begin(), cr.weights.end(), cr.best_w);
       return cr.fds[static_cast<size_t>(it - cr.weights.begin())].fd.value;
     };
+    auto in_round = [&](size_t c) { return r.candidates[c].measured && o_.candidates[c].group == g; };
     for (size_t c = 0; c < state_.size(); ++c)
-      if (state_[c].alive && o_.candidates[c].group == g && (!leader || best_fd(c) < best_fd(*leader))) leader = c;
+      if (in_round(c) && (!leader || best_fd(c) < best_fd(*leader))) leader = c;
     if (!leader) continue;
     r.candidates[*leader].leader = true;
     const SearchPoint lead = point(*leader, state_[*leader].centre);
     std::vector<size_t> rivals;
     for (size_t c = 0; c < state_.size(); ++c)
-      if (state_[c].alive && c != *leader && o_.candidates[c].group == g) rivals.push_back(c);
+      if (in_round(c) && c != *leader) rivals.push_back(c);
     for (size_t c : rivals) {
       const FdDifference d = measure_.difference(point(c, state_[c].centre), lead, n);
       CandidateRound& cr = r.candidates[c];
@@ -220,7 +288,7 @@ bool Search::done() const {
   for (const std::string& g : groups_) {
     int alive = 0;
     for (size_t c = 0; c < state_.size(); ++c)
-      if (state_[c].alive && o_.candidates[c].group == g) {
+      if (state_[c].active() && o_.candidates[c].group == g) {
         if (!state_[c].converged) return false;
         ++alive;
       }
@@ -229,25 +297,42 @@ bool Search::done() const {
   return true;
 }
 
+// A group's finalists: its kFinalistsPerGroup points of lowest FD on the seeds of its last round (two candidates'
+// best weights, or one candidate's two best: the closest call the rounds left, settled on final_num seeds).
+std::vector<SearchPoint> Search::finalists(const std::string& group) const {
+  int64_t n = 0;
+  for (size_t c = 0; c < state_.size(); ++c)
+    if (state_[c].alive && o_.candidates[c].group == group) n = std::max(n, state_[c].last_n);
+  std::vector<std::tuple<double, size_t, int64_t>> points;  // FD, candidate, position
+  std::set<PointKey> seen;
+  for (size_t c = 0; c < state_.size(); ++c)
+    if (state_[c].alive && o_.candidates[c].group == group && state_[c].last_n == n)
+      for (const auto& [k, fd] : state_[c].last)
+        if (seen.insert(key(c, k)).second) points.emplace_back(fd, c, k);
+  std::stable_sort(points.begin(), points.end(), [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
+  points.resize(std::min(points.size(), kFinalistsPerGroup));
+  std::vector<SearchPoint> out;
+  for (const auto& [fd, c, k] : points) out.push_back(point(c, k));
+  return out;
+}
+
 void Search::finish(SearchResult& result) {
-  std::vector<std::pair<size_t, std::vector<int64_t>>> plan;
-  for (const std::string& g : groups_) {
-    std::vector<size_t> alive;
-    for (size_t c = 0; c < state_.size(); ++c)
-      if (state_[c].alive && o_.candidates[c].group == g) alive.push_back(c);
-    std::stable_sort(alive.begin(), alive.end(), [&](size_t a, size_t b) { return state_[a].fd < state_[b].fd; });
-    alive.resize(std::min<size_t>(alive.size(), kFinalistsPerGroup));
-    for (size_t c : alive) plan.emplace_back(c, std::vector<int64_t>{state_[c].centre});
-  }
+  Plan plan;
+  std::vector<SearchPoint> chosen;
+  for (const std::string& g : groups_)
+    for (const SearchPoint& p : finalists(g)) {
+      chosen.push_back(p);
+      plan.emplace_back(p.candidate, std::vector<int64_t>{std::llround((p.w - lattice_.lo) / lattice_.step)});
+    }
   extend(plan, o_.final_num);
   // FD-inf ranks where it was estimated: it removes the bias that FD at a finite N carries.
   auto score = [](const FdEstimate& e) { return e.infinity ? e.infinity->value : e.fd.value; };
   for (const std::string& g : groups_) {
     std::vector<FinalEstimate> group;
-    for (const auto& [c, ks] : plan)
-      if (o_.candidates[c].group == g) {
+    for (const SearchPoint& p : chosen)
+      if (o_.candidates[p.candidate].group == g) {
         FinalEstimate f;
-        f.point = point(c, ks.front());
+        f.point = p;
         f.estimate = measure_.estimate(f.point, o_.final_num);
         group.push_back(f);
       }
@@ -282,15 +367,14 @@ SearchResult Search::run(const std::function<void(const SearchRound&)>& on_round
       result.stopped = "round limit";
       break;
     }
-    std::vector<std::pair<size_t, std::vector<int64_t>>> plan;
-    for (size_t c = 0; c < state_.size(); ++c)
-      if (state_[c].alive) plan.emplace_back(c, positions(c, r == 0));
-    // The first round fits: check_search saw to it.
-    if (r > 0 && images_ + cost(plan, n) + final_reserve(n) > budget) {
+    Plan p = next_plan(r == 0);
+    // The first round fits: check_search saw to it. A later one that does not goes on with fewer candidates.
+    while (r > 0 && !p.empty() && !fits(p, n, budget)) set_aside_one(p);
+    if (p.empty()) {
       result.stopped = "budget";
       break;
     }
-    result.rounds.push_back(round(n, r == 0));
+    result.rounds.push_back(round(p, n, r == 0));
     if (on_round) on_round(result.rounds.back());
     n = std::min(2 * n, o_.final_num);
   }
@@ -350,7 +434,9 @@ SearchCost search_cost(const SearchOptions& o) {
   std::map<std::string, int64_t> per_group;
   for (const auto& c : o.candidates) ++per_group[c.group];
   int64_t finalists = 0;
-  for (const auto& [g, count] : per_group) finalists += std::min<int64_t>(count, kFinalistsPerGroup);
+  // Each group's points of lowest FD: its candidates' weights, one point for a lone candidate on one weight.
+  const auto weights = static_cast<int64_t>(ws.size());
+  for (const auto& [g, count] : per_group) finalists += std::min<int64_t>(count * weights, kFinalistsPerGroup);
   cost.first_round = first_points * std::min(o.first_num, o.final_num) +
                      finalists * std::max<int64_t>(0, o.final_num - std::min(o.first_num, o.final_num));
   cost.images += finalists * std::max<int64_t>(0, o.final_num - n);

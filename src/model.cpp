@@ -222,6 +222,26 @@ int64_t Denoiser::loaded_param_count() const {
   return n;
 }
 
+std::string Denoiser::weights_sha256() const {
+  if (!built_) throw std::logic_error("weights_sha256 of a net without weights");
+  std::vector<torch::Tensor> kept;  // each tensor's bytes in memory order; the type too, so bf16 != fp16 bytes
+  std::vector<std::string> types;
+  auto add = [&](const torch::Tensor& t) {
+    kept.push_back(t.detach().to(torch::kCPU).contiguous());
+    types.emplace_back(kept.back().dtype().name());
+  };
+  for (const auto& p : module_.parameters()) add(p);
+  for (const auto& b : module_.buffers()) add(b);
+  // How it runs them: the same weights in bf16 or through the native U-Net make other images.
+  const std::string how = to_string(precision_) + (fast_on_ ? " fast" : "");
+  std::vector<std::pair<const void*, size_t>> pieces{{how.data(), how.size()}};
+  for (size_t j = 0; j < kept.size(); ++j) {
+    pieces.emplace_back(types[j].data(), types[j].size());
+    pieces.emplace_back(kept[j].data_ptr(), kept[j].nbytes());
+  }
+  return sha256_pieces(pieces);
+}
+
 void check_compatible(const ModelInfo& main, const ModelInfo& guide, const std::string& guide_role) {
   auto mismatch = [&](const std::string& what, const std::string& a, const std::string& b) {
     throw UsageError("the " + guide_role + " does not match the main net: " + what + " " + b + " vs " + a +

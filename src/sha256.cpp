@@ -90,6 +90,12 @@ std::string sha256_hex(const std::string& bytes) {
   return s.hex();
 }
 
+std::string sha256_pieces(const std::vector<std::pair<const void*, size_t>>& pieces) {
+  Sha256 s;
+  for (const auto& [data, n] : pieces) s.update(static_cast<const unsigned char*>(data), n);
+  return s.hex();
+}
+
 std::string sha256_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError("cannot read '" + path + "'");

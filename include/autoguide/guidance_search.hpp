@@ -17,10 +17,15 @@
 //  - Elimination (successive halving's idea with a test in place of a fixed fraction): within a group
 //    (autoguidance, CFG) a candidate is dropped when the paired interval of FD(its best) - FD(leader's best)
 //    lies wholly above 0 on the round's seeds, at the confidence Bonferroni-corrected for the group's rivals.
-//  - The final ranking: the best point of each group's kFinalistsPerGroup survivors of lowest FD in the last
-//    round, measured on final_num seeds with its interval and, from kFdInfinityMinImages on, FD-inf, by which
-//    they are ranked (by FD below that). Two per group: the leader and the rival nearest it, whose paired
-//    difference is the one a user needs; further survivors would multiply the final's cost.
+//  - The budget: when a round of every survivor would leave too little for the final, the rounds go on with
+//    fewer candidates (successive halving's fixed budget per round, Li et al. 2018): the worst of the largest
+//    group is set aside (not dropped: nothing showed it worse), down to one per group, then the last group's.
+//    More seeds on the leaders resolve their w, where a round of everyone would stop the search early.
+//  - The final ranking: each group's kFinalistsPerGroup points of lowest FD on its last round's seeds (two
+//    candidates' best weights, or one candidate's two best weights: the closest call the rounds left), measured
+//    on final_num seeds with their intervals and, from kFdInfinityMinImages on, FD-inf, by which they are ranked
+//    (by FD below that). Two per group: the paired difference between them is the one a user needs; more would
+//    multiply the final's cost.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -33,7 +38,7 @@
 
 namespace autoguide {
 
-// The survivors of a group that the final estimate measures.
+// The points of a group that the final estimate measures.
 constexpr size_t kFinalistsPerGroup = 2;
 
 // A setting the search measures: a candidate at a weight.
@@ -90,7 +95,8 @@ SearchCost search_cost(const SearchOptions& o);
 
 // One candidate in one round.
 struct CandidateRound {
-  bool measured = false;            // false: dropped in an earlier round
+  bool measured = false;
+  std::string out;                  // why not measured: "dropped" (earlier), "set aside" (the budget), "w found"
   double centre = 0, step = 0;  // the weights measured: centre and centre ± step (the first round: a grid)
   std::vector<double> weights;
   std::vector<FdEstimate> fds;      // at the round's n, one per weight

@@ -103,6 +103,10 @@ class Denoiser {
   bool fast() const { return fast_on_; }
   const std::optional<PosthocEma>& posthoc_ema() const { return ema_; }
   int64_t loaded_param_count() const;
+  // SHA-256 of the weights it samples with (parameters and buffers, in order, as stored on the device) and of how
+  // it runs them (precision, native U-Net): two nets with equal digests denoise alike, e.g. a snapshot set's EMA
+  // length that is another file's net.
+  std::string weights_sha256() const;
 
  private:
   Denoiser(torch::jit::Module m, ModelInfo info, std::string path, std::string sha, torch::Device device,

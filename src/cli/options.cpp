@@ -306,7 +306,7 @@ std::vector<OptionSpec> make_table() {
        checked(value([](Params& p) -> auto& { return p.budget; }), at_least(0, "a whole number >= 0"))},
       {"--first-num", "N", "tune: seeds of the first round; each round doubles them up to --final-num", G::Metrics,
        {"tune"}, "first_num", "", checked(value([](Params& p) -> auto& { return p.first_num; }), at_least(2, "at least 2"))},
-      {"--final-num", "N", "tune: seeds of the final estimate of each surviving candidate (FD-inf from 1000)", G::Metrics,
+      {"--final-num", "N", "tune: seeds of the final estimate of each mode's two best points (FD-inf from 1000)", G::Metrics,
        {"tune"}, "final_num", "", checked(value([](Params& p) -> auto& { return p.final_num; }), at_least(2, "at least 2"))},
       {"--paired", "A,B", "Two generated sets on the same seeds (features .npy [N,D], PNG folders or images .npy): "
        "FD(A) - FD(B) with its paired interval",

@@ -174,10 +174,13 @@ class TuneRun {
   void check_resume() const;
   void reuse_points();
   void announce(const SearchCost& cost) const;
+  void merge_same_nets();
 
   const Params& o;
   const WeightRange range;
-  std::vector<TuneCandidate> candidates;
+  const std::vector<TuneCandidate> given;  // as the command line gave them
+  std::vector<TuneCandidate> candidates;   // those searched: one per distinct net
+  std::vector<std::pair<std::string, std::string>> merged_;  // a candidate given, the one with its weights
   const SamplingSetup setup;
   NetCache nets;
   std::vector<const Denoiser*> mains;  // per candidate
@@ -195,7 +198,7 @@ std::string seed_text(const Params& o) {
 }
 
 TuneRun::TuneRun(const Params& o, const Ranks& ranks)
-    : ranks(ranks), o(o), range(parse_range(o.guidance)), candidates(make_candidates(o)),
+    : ranks(ranks), o(o), range(parse_range(o.guidance)), given(make_candidates(o)), candidates(given),
       setup(resolve_sampling(o, seed_text(o), ranks.shard())), nets(setup, o.vae) {
   if (o.detectors.empty()) throw UsageError("tune needs an objective: give --detector X.pt --ref STATS.npz (the first pair is the objective)");
   check_spaces(o);
@@ -211,12 +214,33 @@ TuneRun::TuneRun(const Params& o, const Ranks& ranks)
     guides.push_back(&nets.get(c.path, c.ema, "nets.guide_ema"));
     if (guides.back()->info().label_dim == 0) c.group = "cfg";  // an unconditional guide is CFG, however given
   }
+  merge_same_nets();
   check_search(search_options());
   decoder = &nets.decoder(*mains.front());  // one decoder: the lengths of one net decode alike
   fd_.emplace(open_fd(o, setup.device, decoder->image_shape(), (fs::path(o.out) / "features").string()));
   std::vector<std::string> names;
   for (const auto& s : fd_->spaces) names.push_back(s.name);
   points_.emplace(fs::path(o.out) / "points", names);
+}
+
+// Candidates that are one net (a snapshot set's EMA length that is another --gnet file's net, one file under two
+// names) would be sampled twice for the same images: each is searched once, under the first name given.
+void TuneRun::merge_same_nets() {
+  if (candidates.size() < 2) return;
+  std::map<std::pair<std::string, std::string>, size_t> first;  // (main net, guide's weights) -> candidate
+  for (size_t c = 0; c < candidates.size();) {
+    const auto [it, fresh] = first.emplace(std::make_pair(candidates[c].main_stem, guides[c]->weights_sha256()), c);
+    if (fresh) {
+      ++c;
+      continue;
+    }
+    merged_.emplace_back(candidates[c].label, candidates[it->second].label);
+    if (!o.quiet)
+      std::cerr << "autoguide: tune: " << merged_.back().first << " has the weights of " << merged_.back().second
+                << "; searched once, as " << merged_.back().second << "\n";
+    const auto at = static_cast<std::ptrdiff_t>(c);
+    candidates.erase(candidates.begin() + at), mains.erase(mains.begin() + at), guides.erase(guides.begin() + at);
+  }
 }
 
 SearchOptions TuneRun::search_options() const {
@@ -305,7 +329,7 @@ void TuneRun::follow() {
 // What decides the search's answer: a resumed run must have the same.
 nlohmann::json TuneRun::parameters() const {
   nlohmann::json c = nlohmann::json::array();
-  for (const auto& k : candidates)
+  for (const auto& k : given)
     c.push_back({{"label", k.label}, {"group", k.group}, {"file", k.path},
                  {"ema", k.ema ? nlohmann::json(k.ema->std) : nlohmann::json()},
                  {"net_ema", k.net_ema ? nlohmann::json(k.net_ema->std) : nlohmann::json()}});
@@ -340,6 +364,7 @@ nlohmann::json TuneRun::round_json(const SearchRound& r) const {
   for (size_t c = 0; c < r.candidates.size(); ++c) {
     const CandidateRound& cr = r.candidates[c];
     nlohmann::json j = {{"candidate", candidates[c].label}, {"group", candidates[c].group}, {"measured", cr.measured}};
+    if (!cr.measured) j["out"] = cr.out;
     if (cr.measured) {
       nlohmann::json evals = nlohmann::json::array();
       for (size_t k = 0; k < cr.weights.size(); ++k) evals.push_back(point_json({c, cr.weights[k]}, r.n, cr.fds[k]));
@@ -401,6 +426,8 @@ nlohmann::json TuneRun::result_json(const SearchResult& r, const SearchCost& cos
 
 void TuneRun::write_state(const nlohmann::json& state) const {
   nlohmann::json j = {{"tool", "autoguide " AUTOGUIDE_VERSION}, {"parameters", parameters()}, {"rounds", rounds_}};
+  j["merged"] = nlohmann::json::array();
+  for (const auto& [label, same_as] : merged_) j["merged"].push_back({{"candidate", label}, {"same_as", same_as}});
   j.update(state);
   j["spaces"] = nlohmann::json::array();
   for (size_t k = 0; k < fd_->spaces.size(); ++k)

@@ -88,4 +88,23 @@ TEST(NetCache, AStreamedSetBuildsEveryDescribedLengthInItsOnePass) {
   EXPECT_TRUE(torch::equal(probe(b), probe(resident.get(kSet, EmaRequest{0.15, std::nullopt, false}, "ema"))));
 }
 
+TEST(Denoiser, WeightsDigestIsEqualExactlyForNetsThatDenoiseAlike) {
+  // The demo set's 0.05 at its last training length is guide.pt (docs/experiments.md): tune merges the two.
+  const SnapshotSet set = SnapshotSet::load(kSet, torch::kCPU);
+  const Denoiser at_005 = set.build(set.plan(EmaRequest{0.05, std::nullopt, false}, "ema"));
+  const Denoiser at_010 = set.build(set.plan(EmaRequest{0.10, std::nullopt, false}, "ema"));
+  const std::string guide_file = std::string(AUTOGUIDE_SOURCE_DIR) + "/models/demo/guide.pt";
+  const Denoiser file = Denoiser::load(guide_file, torch::kCPU, NetPrecision::FP32);
+  const Denoiser again = Denoiser::load(guide_file, torch::kCPU, NetPrecision::FP32);
+  const Denoiser bf16 = Denoiser::load(guide_file, torch::kCPU, NetPrecision::BF16);
+  EXPECT_EQ(file.weights_sha256().size(), 64u);
+  EXPECT_EQ(file.weights_sha256(), again.weights_sha256());
+  // Equal digests where the outputs are equal bit for bit, different ones where they are not.
+  EXPECT_TRUE(torch::equal(probe(at_005), probe(file)));
+  EXPECT_EQ(at_005.weights_sha256(), file.weights_sha256());
+  EXPECT_FALSE(torch::equal(probe(at_010), probe(file)));
+  EXPECT_NE(at_010.weights_sha256(), file.weights_sha256());
+  EXPECT_NE(bf16.weights_sha256(), file.weights_sha256());  // the same file sampled in bf16 makes other images
+}
+
 }  // namespace

@@ -260,3 +260,28 @@ def test_main_net_ema_lengths_are_an_axis(series, metric, tmp_path):
     bad('tune', '--net', series['set'], '--net-ema', '0.05', '--gnet', series['set'], '--gnet-ema', '0.05',
         '--guidance', '1:2:0.5', '--detector', metric['detector'], '--ref', metric['ref'], '--out', tmp_path / 'x',
         *FAST, message='is the main net itself')
+
+
+def test_one_net_given_twice_is_searched_once(nets, metric, tmp_path):
+    """A guide given under two names (here a copy; in the demo the snapshot set's 0.05, which is guide.pt) is one
+    net: it is searched once, under the first name, and the search is the one of the net given once."""
+    import shutil
+    copy = tmp_path / 'guide-copy.pt'
+    shutil.copyfile(nets['guide'], copy)
+    twice = tmp_path / 'twice'
+    args = tune_args(nets, metric, twice)
+    args[args.index('--gnet') + 1] = f"{nets['guide']},{copy}"
+    args.remove('--quiet')
+    r = ok(*args)
+    name = os.path.basename(nets['guide'])
+    assert f'guide-copy.pt has the weights of {name}; searched once, as {name}' in r.stderr, r.stderr
+    t = json.loads((twice / 'tune.json').read_text())
+    assert t['merged'] == [{'candidate': 'guide-copy.pt', 'same_as': name}]
+    assert [c['label'] for c in t['parameters']['candidates']] == [name, 'guide-copy.pt', os.path.basename(nets['uncond'])]
+    assert all(c['candidate'] != 'guide-copy.pt' for r in t['rounds'] for c in r['candidates'])
+    assert not any('guide-copy' in p.name for p in (twice / 'images').iterdir())
+    ok(*tune_args(nets, metric, tmp_path / 'once'))
+    once = json.loads((tmp_path / 'once' / 'tune.json').read_text())
+    for key in ('rounds', 'finals', 'winners', 'images', 'grid_images', 'between_groups', 'stopped'):
+        assert t[key] == once[key], key
+    assert once['merged'] == []
