@@ -7,6 +7,7 @@ The search itself (convergence, edges, elimination, image counts) is tested on s
 tests/cpp/test_guidance_search.cpp."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -16,7 +17,7 @@ import pytest
 from PIL import Image
 
 from cli import BIN, autoguide, ok, requires_bin  # noqa: F401
-from test_distributed import by_hand, codes
+from test_distributed import by_hand, codes, torchrun
 from test_phema_set import series  # noqa: F401
 from test_fd_cli import RESAMPLES, assert_close, fd, interval, paired, ref_stats
 from test_sweep_compare import FAST, FD_RTOL, bad, metric, metric2  # noqa: F401
@@ -146,10 +147,17 @@ def test_killed_run_resumes_to_the_same_tune_json(tuned, nets, metric, tmp_path)
     bad(*tune_args(nets, metric, out, steps=16, final=32), '--resume', message='made with other options')
 
 
-def test_two_ranks_equal_one_process(tuned, nets, metric, tmp_path):
+@pytest.mark.parametrize('launcher', ['by hand', 'torchrun'])
+def test_two_ranks_equal_one_process(tuned, nets, metric, tmp_path, launcher):
     _, one = tuned
-    results = by_hand(2, *tune_args(nets, metric, tmp_path / 'two'))
-    assert codes(results) == [0, 0], results
+    if launcher == 'by hand':
+        results = by_hand(2, *tune_args(nets, metric, tmp_path / 'two'))
+        assert codes(results) == [0, 0], results
+    else:
+        if shutil.which('torchrun') is None:
+            pytest.skip('torchrun not installed (python3-torch)')
+        r = torchrun(2, *tune_args(nets, metric, tmp_path / 'two'), log_dir=tmp_path / 'logs')
+        assert r.returncode == 0, r.stderr[-2000:]
     two = json.loads((tmp_path / 'two' / 'tune.json').read_text())
 
     def decisions(t):
@@ -265,7 +273,6 @@ def test_main_net_ema_lengths_are_an_axis(series, metric, tmp_path):
 def test_one_net_given_twice_is_searched_once(nets, metric, tmp_path):
     """A guide given under two names (here a copy; in the demo the snapshot set's 0.05, which is guide.pt) is one
     net: it is searched once, under the first name, and the search is the one of the net given once."""
-    import shutil
     copy = tmp_path / 'guide-copy.pt'
     shutil.copyfile(nets['guide'], copy)
     twice = tmp_path / 'twice'
