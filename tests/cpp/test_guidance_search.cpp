@@ -296,3 +296,21 @@ TEST(GuidanceSearch, AShortBudgetSetsTheWorstAsideAndRefinesTheLeaders) {
   EXPECT_LE(best_aside, 1);
   EXPECT_GE(won, 8);
 }
+
+TEST(GuidanceSearch, CostOfThePapersSpaceIsTheHandCount) {
+  // docs/experiments.md's estimate for EDM2-S + XS: 8 XS EMA lengths and CFG, w on 1:3:0.05, 2,000 then 50,000.
+  SearchOptions o = options(9, {"autoguidance", "autoguidance", "autoguidance", "autoguidance", "autoguidance",
+                                "autoguidance", "autoguidance", "autoguidance", "cfg"});
+  o.first_num = 2000, o.final_num = 50000;
+  const SearchCost cost = search_cost(o);
+  // First round: 9 candidates x 5 guided weights (1.4 ... 3.0 by 0.4) and the shared w = 1, at 2,000 seeds.
+  const int64_t first = (9 * 5 + 1) * 2000;
+  // Steps 0.2, 0.1, 0.05 at 4,000, 8,000, 16,000 seeds: two new neighbours and the centre's new seeds each.
+  const int64_t rounds = 9 * ((2 * 4000 + 2000) + (2 * 8000 + 4000) + (2 * 16000 + 8000));
+  // The final: two points per mode from 16,000 to 50,000 seeds.
+  const int64_t final = 4 * (50000 - 16000);
+  EXPECT_EQ(cost.rounds, 4);
+  EXPECT_EQ(cost.images, first + rounds + final);
+  EXPECT_EQ(cost.images, 858000);
+  EXPECT_EQ(cost.grid_images, (9 * 40 + 1) * 50000);  // every candidate at 1.05 ... 3.0, and w = 1 once
+}
