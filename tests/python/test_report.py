@@ -395,7 +395,7 @@ def test_tune_report_in_a_browser(browser, tune_run, tmp_path):
     assert float(between.get_attribute('data-value')) == t['between_groups']['value']
     assert t['between_groups']['a'] in between.text and t['between_groups']['b'] in between.text
     cost = d.find_element('css selector', '#tune-cost')
-    assert f"{t['images']} sampled" in cost.text and f"against {t['grid_images']}" in cost.text
+    assert f"{t['images']} spent" in cost.text and f"against {t['grid_images']}" in cost.text
     assert len(d.find_elements('css selector', 'circle.winner-mark')) == len(t['winners'])
     check_tune_chart(d, t)
     check_trace(d, t)
@@ -462,3 +462,21 @@ def test_tune_report_refused_before_sampling(nets, metric, tmp_path):
     (tmp_path / 'page.html').write_text('')
     bad(*tune_args(nets, metric, out, '--report=' + str(tmp_path / 'page.html')), message='already exists')
     assert not (out / 'images').exists()
+
+
+def test_tune_page_names_a_net_given_twice(browser, nets, metric, tmp_path):
+    """A guide given under two names is searched once: the page counts the candidates searched and says which name
+    was searched as which, and the trace has no row for the merged one."""
+    copy = tmp_path / 'guide-copy.pt'
+    shutil.copyfile(nets['guide'], copy)
+    args = tune_args(nets, metric, tmp_path / 'run', '--report')
+    args[args.index('--gnet') + 1] = f"{nets['guide']},{copy}"
+    ok(*args)
+    t = json.loads((tmp_path / 'run' / 'tune.json').read_text())
+    assert len(t['parameters']['candidates']) == 3 and len(t['merged']) == 1
+    d = render(browser, tmp_path / 'run' / 'report.html')
+    assert d.find_element('css selector', '#title').text.startswith('autoguide tune of 2 candidates')
+    guide = Path(nets['guide']).name
+    assert f'guide-copy.pt searched as {guide} (the same weights)' in d.find_element('css selector', '#subtitle').text
+    rows = d.find_elements('css selector', 'tr.trace')
+    assert rows and 'guide-copy.pt' not in {r.get_attribute('data-candidate') for r in rows}
