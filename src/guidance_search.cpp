@@ -91,7 +91,7 @@ class Search {
   int64_t extend(const Plan& plan, int64_t n);
   SearchRound round(const Plan& plan, int64_t n, bool first);
   void eliminate(SearchRound& r, int64_t n);
-  std::vector<SearchPoint> finalists(const std::string& group) const;
+  Plan finalists(const std::string& group) const;
   void finish(SearchResult& result);
   bool done() const;
 
@@ -167,8 +167,8 @@ bool Search::fits(const Plan& plan, int64_t n, int64_t budget) const {
 }
 
 // When a round of every survivor does not fit the budget, the rounds go on with fewer (successive halving's
-// budget, Li et al. 2018): the worst of the group with the most candidates in the round is set aside, never a
-// group's leader; with one per group left, the last group's. It stays a finalist only if its group's rounds end
+// budget, Li et al. 2018): the worst of the group with the most candidates in the round is set aside (so never a
+// group's leader while it has rivals); with one per group left, the last group's. It stays a finalist only if its group's rounds end
 // at its seeds; it is not dropped, as nothing showed it worse.
 bool Search::set_aside_one(Plan& plan) {
   std::map<std::string, std::vector<size_t>> in_round;  // plan entries per group
@@ -299,7 +299,7 @@ bool Search::done() const {
 
 // A group's finalists: its kFinalistsPerGroup points of lowest FD on the seeds of its last round (two candidates'
 // best weights, or one candidate's two best: the closest call the rounds left, settled on final_num seeds).
-std::vector<SearchPoint> Search::finalists(const std::string& group) const {
+Plan Search::finalists(const std::string& group) const {
   int64_t n = 0;
   for (size_t c = 0; c < state_.size(); ++c)
     if (state_[c].alive && o_.candidates[c].group == group) n = std::max(n, state_[c].last_n);
@@ -311,28 +311,24 @@ std::vector<SearchPoint> Search::finalists(const std::string& group) const {
         if (seen.insert(key(c, k)).second) points.emplace_back(fd, c, k);
   std::stable_sort(points.begin(), points.end(), [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
   points.resize(std::min(points.size(), kFinalistsPerGroup));
-  std::vector<SearchPoint> out;
-  for (const auto& [fd, c, k] : points) out.push_back(point(c, k));
+  Plan out;
+  for (const auto& [fd, c, k] : points) out.emplace_back(c, std::vector<int64_t>{k});
   return out;
 }
 
 void Search::finish(SearchResult& result) {
   Plan plan;
-  std::vector<SearchPoint> chosen;
   for (const std::string& g : groups_)
-    for (const SearchPoint& p : finalists(g)) {
-      chosen.push_back(p);
-      plan.emplace_back(p.candidate, std::vector<int64_t>{std::llround((p.w - lattice_.lo) / lattice_.step)});
-    }
+    for (auto& entry : finalists(g)) plan.push_back(std::move(entry));
   extend(plan, o_.final_num);
   // FD-inf ranks where it was estimated: it removes the bias that FD at a finite N carries.
   auto score = [](const FdEstimate& e) { return e.infinity ? e.infinity->value : e.fd.value; };
   for (const std::string& g : groups_) {
     std::vector<FinalEstimate> group;
-    for (const SearchPoint& p : chosen)
-      if (o_.candidates[p.candidate].group == g) {
+    for (const auto& [c, ks] : plan)
+      if (o_.candidates[c].group == g) {
         FinalEstimate f;
-        f.point = p;
+        f.point = point(c, ks.front());
         f.estimate = measure_.estimate(f.point, o_.final_num);
         group.push_back(f);
       }

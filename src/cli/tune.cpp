@@ -228,8 +228,11 @@ TuneRun::TuneRun(const Params& o, const Ranks& ranks)
 void TuneRun::merge_same_nets() {
   if (candidates.size() < 2) return;
   std::map<std::pair<std::string, std::string>, size_t> first;  // (main net, guide's weights) -> candidate
+  std::map<const Denoiser*, std::string> digests;  // a guide shared by several main lengths is hashed once
   for (size_t c = 0; c < candidates.size();) {
-    const auto [it, fresh] = first.emplace(std::make_pair(candidates[c].main_stem, guides[c]->weights_sha256()), c);
+    auto [d, added] = digests.emplace(guides[c], "");
+    if (added) d->second = guides[c]->weights_sha256();
+    const auto [it, fresh] = first.emplace(std::make_pair(candidates[c].main_stem, d->second), c);
     if (fresh) {
       ++c;
       continue;
